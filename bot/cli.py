@@ -1,0 +1,156 @@
+"""Command line: the entry point, where logging is configured and the application is wired."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from datetime import UTC, datetime
+
+from bot import __version__, commands
+from bot.config import Config, ConfigError, config_path_from, load_config
+from bot.console import ConsoleAdmin, ConsoleSender, as_console_text, console_loop
+from bot.fetch import make_client
+from bot.logs import configure_logging
+from bot.migrations import SchemaTooNewError
+from bot.service import Service, utc_now
+from bot.store import CONSOLE_CHAT_ID, Store
+
+logger = logging.getLogger("bot")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="statement-bot",
+        description="Pushes an organisation's new official statements to Telegram, "
+        "with incident day counters.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config", help="TOML config (default: $STATEMENT_BOT_CONFIG, else config/bot.toml)"
+    )
+    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="log line format"
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run the bot (Telegram, or --console)")
+    run.add_argument(
+        "--console",
+        action="store_true",
+        help="no Telegram: pushes are printed, commands are read from stdin",
+    )
+    run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit")
+
+    sub.add_parser("check-config", help="validate the config; exit 1 on problems")
+
+    counters = sub.add_parser("counters", help="print the date, clocks and day counters")
+    counters.add_argument("--at", help="ISO-8601 moment, e.g. 2021-10-26T22:54+01:00 (default now)")
+
+    latest = sub.add_parser("latest", help="print the newest statement, or a list of N")
+    latest.add_argument("n", nargs="?", help=f"how many (1-{commands.MAX_LATEST})")
+
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    # In console mode stdout is the chat, so the log goes to stderr there.
+    console_chat = args.command == "run" and args.console
+    configure_logging(args.log_level, args.log_format, sys.stderr if console_chat else sys.stdout)
+    try:
+        config = load_config(config_path_from(args.config))
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"config: {problem}", file=sys.stderr)
+        return 2
+    if args.command == "check-config":
+        print(f"{config.source}: OK ({len(config.feeds)} feeds, {len(config.counters)} counters)")
+        return 0
+    if args.command == "counters":
+        return _print_counters(config, args.at)
+    try:
+        if args.command == "latest":
+            return _print_latest(config, [args.n] if args.n is not None else [])
+        if args.command == "run" and args.console:
+            return asyncio.run(run_console(config, once=args.once))
+        if args.command == "run":
+            print("statement-bot: the Telegram mode is not built yet; use run --console",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+    except SchemaTooNewError as exc:
+        print(f"statement-bot: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def _print_counters(config: Config, at: str | None) -> int:
+    if at:
+        try:
+            moment = datetime.fromisoformat(at)
+        except ValueError:
+            print(f"--at: {at!r} is not an ISO-8601 time such as 2021-10-26T22:54+01:00",
+                  file=sys.stderr)  # fmt: skip
+            return 2
+        if moment.tzinfo is None:  # a bare time is read in the bot's zone, as the site does
+            moment = moment.replace(tzinfo=config.timezone)
+    else:
+        moment = datetime.now(UTC)
+    print(as_console_text(commands.counters_reply(config, moment)))
+    return 0
+
+
+def _print_latest(config: Config, args: list[str]) -> int:
+    store = Store.open(config.database_path)
+    try:
+        reply = commands.latest_reply(store, config, utc_now(), args)
+    finally:
+        store.close()
+    print(as_console_text(reply))
+    return 0 if not reply.startswith("Usage:") else 2
+
+
+async def run_console(config: Config, *, once: bool) -> int:
+    """The whole service with the console as its only chat."""
+    out = sys.stdout
+    store = Store.open(config.database_path)
+    client = make_client(config.fetch_timeout)
+    service = Service(
+        config, store, client, ConsoleSender(out), ConsoleAdmin(out), delivery_kind="console"
+    )
+    store.release_in_flight()
+    store.subscribe(CONSOLE_CHAT_ID, "console", utc_now(), title="console")
+    try:
+        if once:
+            await service.poll_all()
+            await service.drain()
+            if not service.engine.sender.count:  # type: ignore[attr-defined]
+                out.write("No new statements since the last run. Newest:\n\n")
+                out.write(as_console_text(commands.latest_reply(store, config, utc_now(), [])))
+                out.write("\n")
+            return 0
+        out.write(
+            f"statement-bot {__version__}, console mode: database {config.database_path}\n"
+            "Type /latest, /latest 5, /counters, /status, /poll or /help. Ctrl-C stops.\n"
+        )
+        out.flush()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(sig, stop.set)
+        service.start_scheduler()
+        await console_loop(service, config, store, out, utc_now, stop)
+        return 0
+    finally:
+        await service.stop()
+        # The console chat exists only while a console runs: no backlog piles up for it.
+        store.deactivate(CONSOLE_CHAT_ID, "console closed", utc_now())
+        await client.aclose()
+        store.close()

@@ -1,0 +1,324 @@
+"""Load and validate the TOML configuration into plain, typed objects.
+
+Every problem is collected (key and reason) so that an operator fixes a bad file in one go;
+nothing here reads secrets: the token comes from the environment at the Telegram edge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tomllib
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+DEFAULT_CONFIG_PATH = Path("config/bot.toml")
+CONFIG_ENV = "STATEMENT_BOT_CONFIG"
+STATE_ENV = "STATEMENT_BOT_STATE"
+API_BASE_URL_ENV = "TELEGRAM_API_BASE_URL"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    name: str
+    url: str  # http(s) URL, file: URL or a local path (resolved against the config's folder)
+    interval: float = 300.0  # seconds between polls
+    jitter: float = 0.0  # up to this many seconds added to each poll, so feeds do not poll in step
+    announce_first: int = 0  # on the feed's first poll, push the newest N; the rest is baseline
+    flood_limit: int = 10  # a poll with more unseen items pushes only the newest this many
+
+
+@dataclass(frozen=True)
+class CounterConfig:
+    since: date
+    text: str  # contains "{days}"
+    text_one: str | None = None  # used when the count is exactly 1
+
+
+@dataclass(frozen=True)
+class Config:
+    timezone: ZoneInfo
+    clocks: tuple[ZoneInfo, ...]
+    state_dir: Path
+    feeds: tuple[FeedConfig, ...]
+    counters: tuple[CounterConfig, ...]
+    admins: tuple[int, ...] = ()
+    channels: tuple[int | str, ...] = ()
+    lead_length: int = 500
+    link_previews: bool = False
+    fetch_timeout: float = 20.0
+    max_feed_bytes: int = 5 * 1024 * 1024
+    failure_alert_after: int = 3  # consecutive failed polls before admins are told
+    max_backoff: float = 3600.0
+    api_base_url: str | None = None
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def database_path(self) -> Path:
+        return self.state_dir / "bot.sqlite3"
+
+
+_BOT_KEYS = {
+    "timezone",
+    "clocks",
+    "state",
+    "admins",
+    "channels",
+    "lead_length",
+    "link_previews",
+    "fetch_timeout",
+    "max_feed_bytes",
+    "failure_alert_after",
+    "max_backoff",
+    "api_base_url",
+}
+_FEED_KEYS = {"name", "url", "interval", "jitter", "announce_first", "flood_limit"}
+_COUNTER_KEYS = {"since", "text", "text_one"}
+_TOP_KEYS = {"bot", "feeds", "counters"}
+
+
+def config_path_from(cli_value: str | None, env: dict[str, str] | None = None) -> Path:
+    """`--config`, else $STATEMENT_BOT_CONFIG, else config/bot.toml."""
+    env = os.environ if env is None else env
+    return Path(cli_value or env.get(CONFIG_ENV) or DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: Path, env: dict[str, str] | None = None) -> Config:
+    """Read and validate `path`; raise ConfigError listing every problem found."""
+    env = dict(os.environ) if env is None else env
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"{path}: cannot be read: {exc}"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+    return parse_config(raw, env=env, source=path)
+
+
+def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None = None) -> Config:
+    problems: list[str] = []
+    _unknown(raw, _TOP_KEYS, "", problems)
+
+    bot = raw.get("bot", {})
+    if not isinstance(bot, dict):
+        problems.append("bot: must be a table ([bot])")
+        bot = {}
+    _unknown(bot, _BOT_KEYS, "bot.", problems)
+
+    timezone = _zone(bot.get("timezone", "Europe/London"), "bot.timezone", problems)
+    clocks_raw = bot.get("clocks", [])
+    clocks: list[ZoneInfo] = []
+    if not isinstance(clocks_raw, list):
+        problems.append("bot.clocks: must be a list of time zone names")
+    else:
+        for i, name in enumerate(clocks_raw):
+            zone = _zone(name, f"bot.clocks[{i}]", problems)
+            if zone is not None:
+                clocks.append(zone)
+
+    # Relative paths in the file are read from the file's own folder, so a config works
+    # whatever the working directory; the environment's are read from the working directory.
+    base = source.parent if source else Path.cwd()
+    state_dir = Path(env[STATE_ENV]) if env.get(STATE_ENV) else None
+    if state_dir is None:
+        state_raw = bot.get("state", "state")
+        if not isinstance(state_raw, str) or not state_raw:
+            problems.append("bot.state: must be a folder path")
+            state_raw = "state"
+        state_dir = base / Path(state_raw).expanduser()
+
+    admins = _int_list(bot.get("admins", []), "bot.admins", problems)
+    channels = _channel_list(bot.get("channels", []), problems)
+    lead_length = _int(bot, "lead_length", 500, 50, 3500, "bot.", problems)
+    link_previews = bot.get("link_previews", False)
+    if not isinstance(link_previews, bool):
+        problems.append("bot.link_previews: must be true or false")
+        link_previews = False
+    fetch_timeout = _number(bot, "fetch_timeout", 20.0, 0.1, 600, "bot.", problems)
+    max_feed_bytes = _int(bot, "max_feed_bytes", 5 * 1024 * 1024, 1024, 1 << 30, "bot.", problems)
+    failure_alert_after = _int(bot, "failure_alert_after", 3, 1, 1000, "bot.", problems)
+    max_backoff = _number(bot, "max_backoff", 3600.0, 1, 7 * 86400, "bot.", problems)
+
+    api_base_url = env.get(API_BASE_URL_ENV) or bot.get("api_base_url")
+    if api_base_url is not None and (
+        not isinstance(api_base_url, str) or urlparse(api_base_url).scheme not in ("http", "https")
+    ):
+        problems.append("bot.api_base_url: must be an http(s) URL such as http://host:8081/bot")
+        api_base_url = None
+
+    feeds = _feeds(raw.get("feeds"), base, problems)
+    counters = _counters(raw.get("counters", []), problems)
+
+    if problems:
+        raise ConfigError([f"{source}: {p}" if source else p for p in problems])
+    assert timezone is not None
+    return Config(
+        timezone=timezone,
+        clocks=tuple(clocks),
+        state_dir=state_dir.resolve(),
+        feeds=tuple(feeds),
+        counters=tuple(counters),
+        admins=tuple(admins),
+        channels=tuple(channels),
+        lead_length=lead_length,
+        link_previews=link_previews,
+        fetch_timeout=fetch_timeout,
+        max_feed_bytes=max_feed_bytes,
+        failure_alert_after=failure_alert_after,
+        max_backoff=max_backoff,
+        api_base_url=api_base_url,
+        source=source,
+    )
+
+
+def _feeds(raw: Any, base: Path, problems: list[str]) -> list[FeedConfig]:
+    if raw is None:
+        problems.append("feeds: at least one [[feeds]] entry is needed")
+        return []
+    if not isinstance(raw, list) or not all(isinstance(f, dict) for f in raw):
+        problems.append("feeds: must be a list of tables ([[feeds]])")
+        return []
+    if not raw:
+        problems.append("feeds: at least one [[feeds]] entry is needed")
+    feeds: list[FeedConfig] = []
+    seen: set[str] = set()
+    for i, item in enumerate(raw):
+        where = f"feeds[{i}]."
+        _unknown(item, _FEED_KEYS, where, problems)
+        name = item.get("name")
+        if not isinstance(name, str) or not name.strip():
+            problems.append(f"{where}name: must be a non-empty string")
+            name = f"feed{i}"
+        elif name in seen:
+            problems.append(f"{where}name: {name!r} is used by another feed")
+        seen.add(name)
+        url = _feed_url(item.get("url"), base, f"{where}url", problems)
+        interval = _number(item, "interval", 300.0, 1, 7 * 86400, where, problems)
+        jitter = _number(item, "jitter", min(interval / 10, 30.0), 0, 3600, where, problems)
+        announce_first = _int(item, "announce_first", 0, 0, 100, where, problems)
+        flood_limit = _int(item, "flood_limit", 10, 1, 1000, where, problems)
+        feeds.append(FeedConfig(name, url, interval, jitter, announce_first, flood_limit))
+    return feeds
+
+
+def _feed_url(value: Any, base: Path, where: str, problems: list[str]) -> str:
+    if not isinstance(value, str) or not value.strip():
+        problems.append(f"{where}: must be an http(s) URL, a file: URL or a file path")
+        return ""
+    scheme = urlparse(value).scheme.lower()
+    if scheme in ("http", "https"):
+        if not urlparse(value).netloc:
+            problems.append(f"{where}: {value!r} has no host")
+        return value
+    if scheme == "file":
+        return value
+    if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive letter
+        problems.append(f"{where}: scheme {scheme!r} is not supported (http, https, file)")
+        return value
+    return str((base / Path(value).expanduser()).resolve())
+
+
+def _counters(raw: Any, problems: list[str]) -> list[CounterConfig]:
+    if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
+        problems.append("counters: must be a list of tables ([[counters]])")
+        return []
+    counters: list[CounterConfig] = []
+    for i, item in enumerate(raw):
+        where = f"counters[{i}]."
+        _unknown(item, _COUNTER_KEYS, where, problems)
+        since = item.get("since")
+        if isinstance(since, str):
+            with contextlib.suppress(ValueError):
+                since = date.fromisoformat(since)
+        if not isinstance(since, date) or hasattr(since, "hour"):
+            problems.append(f"{where}since: must be a date such as 2018-03-04")
+            continue
+        texts: dict[str, str | None] = {}
+        for key in ("text", "text_one"):
+            text = item.get(key)
+            if text is None and key == "text_one":
+                texts[key] = None
+                continue
+            if not isinstance(text, str) or "{days}" not in text:
+                problems.append(f"{where}{key}: must be a string containing {{days}}")
+                texts[key] = None
+                continue
+            try:
+                text.format(days=1)
+            except (KeyError, IndexError, ValueError) as exc:
+                problems.append(f"{where}{key}: only {{days}} may stand in braces ({exc})")
+            texts[key] = text
+        if texts.get("text"):
+            counters.append(CounterConfig(since, texts["text"] or "", texts.get("text_one")))
+    return counters
+
+
+def _unknown(table: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:
+    for key in table:
+        if key not in allowed:
+            problems.append(f"{where}{key}: unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _zone(value: Any, where: str, problems: list[str]) -> ZoneInfo | None:
+    if not isinstance(value, str):
+        problems.append(f"{where}: must be a time zone name such as Europe/London")
+        return None
+    try:
+        return ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"{where}: unknown time zone {value!r}")
+        return None
+
+
+def _number(
+    table: dict[str, Any], key: str, default: float, low: float, high: float, where: str, problems
+) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        problems.append(f"{where}{key}: must be a number from {low:g} to {high:g}, got {value!r}")
+        return default
+    return float(value)
+
+
+def _int(
+    table: dict[str, Any], key: str, default: int, low: int, high: int, where: str, problems
+) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        problems.append(f"{where}{key}: must be a whole number from {low} to {high}, got {value!r}")
+        return default
+    return value
+
+
+def _int_list(value: Any, where: str, problems: list[str]) -> list[int]:
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) for v in value
+    ):
+        problems.append(f"{where}: must be a list of Telegram user ids (whole numbers)")
+        return []
+    return list(value)
+
+
+def _channel_list(value: Any, problems: list[str]) -> list[int | str]:
+    ok = isinstance(value, list) and all(
+        (isinstance(v, int) and not isinstance(v, bool)) or (isinstance(v, str) and v[:1] == "@")
+        for v in value
+    )
+    if not ok:
+        problems.append("bot.channels: must be a list of chat ids or @channel usernames")
+        return []
+    return list(value)

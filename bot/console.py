@@ -1,0 +1,134 @@
+"""The console chat: stands in for Telegram in the demo and in dry runs.
+
+Pushes are printed as a reader would see them; lines typed on stdin are answered as commands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import shlex
+import sys
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TextIO
+
+from bot import commands
+from bot.config import Config
+from bot.delivery import ChatAddress, Sent
+from bot.service import Service
+from bot.store import CONSOLE_CHAT_ID, Store
+from bot.text import html_to_text
+
+logger = logging.getLogger(__name__)
+
+RULE = "─" * 60
+
+
+def as_console_text(html: str) -> str:
+    """Telegram HTML as plain text, links written out after their text."""
+    return html_to_text(html, show_links=True, keep_lines=True)
+
+
+class ConsoleSender:
+    """A Sender that prints each push; it cannot fail, like a chat that is always there."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.count = 0
+
+    async def send(self, chat: ChatAddress, html: str) -> Sent:
+        self.count += 1
+        self.out.write(f"{RULE}\n📣 new statement\n\n{as_console_text(html)}\n{RULE}\n")
+        self.out.flush()
+        return Sent(message_id=self.count)
+
+
+class ConsoleAdmin:
+    """Admin notices in the console go to the same screen, marked as such."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    async def __call__(self, text: str) -> None:
+        self.out.write(f"[admin] {text}\n")
+        self.out.flush()
+
+
+async def answer(line: str, service: Service, config: Config, store: Store, now: datetime) -> str:
+    """The reply to one typed line, in plain text. The console user is also the admin."""
+    try:
+        words = shlex.split(line)
+    except ValueError:
+        words = line.split()
+    if not words:
+        return ""
+    command, args = words[0].lower().lstrip("/").split("@")[0], words[1:]
+    match command:
+        case "latest":
+            reply = commands.latest_reply(store, config, now, args)
+        case "counters":
+            reply = commands.counters_reply(config, now)
+        case "help":
+            reply = commands.help_reply(config, is_admin=True)
+        case "status":
+            reply = commands.status_reply(store.status(), config, now)
+        case "poll":
+            outcomes = await service.poll_all(force=True)
+            await service.drain()
+            reply = commands.poll_reply(outcomes)
+        case "start":
+            newly = store.subscribe(CONSOLE_CHAT_ID, "console", now, title="console")
+            reply = commands.start_reply(newly, None, config, now)
+        case "stop":
+            reply = commands.stop_reply(store.deactivate(CONSOLE_CHAT_ID, "/stop", now))
+        case _:
+            reply = commands.unknown_command_reply()
+    return as_console_text(reply)
+
+
+async def read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
+    """Feed stdin lines into `queue` from a daemon thread (it never blocks shutdown)."""
+
+    def pump() -> None:
+        for line in sys.stdin:
+            loop.call_soon_threadsafe(queue.put_nowait, line)
+        loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="stdin", daemon=True).start()
+
+
+async def console_loop(
+    service: Service,
+    config: Config,
+    store: Store,
+    out: TextIO,
+    clock: Callable[[], datetime],
+    stop: asyncio.Event,
+) -> None:
+    """Answer typed commands until stdin closes; then keep the service running until `stop`."""
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+    await read_lines(asyncio.get_running_loop(), queue)
+    while not stop.is_set():
+        getter = asyncio.ensure_future(queue.get())
+        stopper = asyncio.ensure_future(stop.wait())
+        done, _ = await asyncio.wait({getter, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (getter, stopper):
+            if task not in done:
+                task.cancel()
+        if getter not in done:
+            return
+        line = getter.result()
+        if line is None:
+            logger.info("stdin closed: still running; stop with Ctrl-C or SIGTERM")
+            await stop.wait()
+            return
+        try:
+            reply = await answer(line.strip(), service, config, store, clock())
+        except Exception:
+            logger.exception("command %r failed", line.strip())
+            reply = "That command failed; the log has the details."
+        if reply:
+            out.write(reply + "\n")
+            out.flush()

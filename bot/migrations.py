@@ -1,0 +1,121 @@
+"""Numbered schema migrations, applied in order at start-up, each in its own transaction.
+
+Add a function `m00N_what(db)` and append it to MIGRATIONS; never edit one that has shipped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import sqlite_utils
+
+
+class SchemaTooNewError(Exception):
+    """The database was written by a newer version of the bot; it is left untouched."""
+
+
+def m001_initial(db: sqlite_utils.Database) -> None:
+    # One execute per statement: executescript() would COMMIT the surrounding transaction.
+    for sql in _M001.split(";"):
+        if sql.strip():
+            db.execute(sql)
+
+
+_M001 = """
+CREATE TABLE feeds (
+    name TEXT PRIMARY KEY,
+    url TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT,
+    baseline_done INTEGER NOT NULL DEFAULT 0,
+    last_poll_at TEXT,
+    last_success_at TEXT,
+    last_error TEXT,
+    last_error_at TEXT,
+    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+    next_poll_at TEXT,
+    redirected_to TEXT
+);
+CREATE TABLE statements (
+    id INTEGER PRIMARY KEY,
+    feed TEXT NOT NULL REFERENCES feeds(name),
+    key TEXT NOT NULL,
+    title TEXT NOT NULL,
+    link TEXT NOT NULL DEFAULT '',
+    published TEXT,
+    lead TEXT NOT NULL DEFAULT '',
+    first_seen TEXT NOT NULL,
+    updated_at TEXT,
+    sort_at TEXT NOT NULL,
+    UNIQUE (feed, key)
+);
+CREATE INDEX statements_sort ON statements (sort_at, id);
+CREATE TABLE subscribers (
+    id INTEGER PRIMARY KEY,
+    chat_id TEXT NOT NULL UNIQUE,
+    thread_id INTEGER,
+    kind TEXT NOT NULL,
+    title TEXT NOT NULL DEFAULT '',
+    active INTEGER NOT NULL DEFAULT 1,
+    subscribed_at TEXT NOT NULL,
+    changed_at TEXT NOT NULL,
+    reason TEXT
+);
+CREATE INDEX subscribers_active ON subscribers (active);
+CREATE TABLE deliveries (
+    id INTEGER PRIMARY KEY,
+    statement_id INTEGER NOT NULL REFERENCES statements(id),
+    subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),
+    status TEXT NOT NULL DEFAULT 'pending',
+    sort_at TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    message_id INTEGER,
+    last_error TEXT,
+    created_at TEXT NOT NULL,
+    sent_at TEXT,
+    UNIQUE (statement_id, subscriber_id)
+);
+CREATE INDEX deliveries_queue ON deliveries (status, subscriber_id, sort_at, statement_id)
+"""
+
+
+MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
+    (1, m001_initial),
+]
+LATEST_VERSION = MIGRATIONS[-1][0]
+
+
+def schema_version(db: sqlite_utils.Database) -> int:
+    if "schema_migrations" not in db.table_names():
+        return 0
+    row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Bring the schema up to date; return the versions applied. Refuse a newer schema."""
+    current = schema_version(db)
+    if current > LATEST_VERSION:
+        raise SchemaTooNewError(
+            f"the database has schema version {current}, newer than this bot knows "
+            f"({LATEST_VERSION}); run a newer version of the bot or restore a backup"
+        )
+    applied = []
+    with db.atomic():
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations "
+            "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+        )
+    for version, migration in MIGRATIONS:
+        if version <= current:
+            continue
+        with db.atomic():
+            migration(db)
+            db.execute(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                [version, migration.__name__, datetime.now(UTC).isoformat()],
+            )
+        applied.append(version)
+    return applied

@@ -1,0 +1,59 @@
+"""The plain data that flows between the modules: no behaviour that needs I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One entry of a feed, as the bot understands it."""
+
+    key: str  # guid/id, else link, else a hash of title + date: stable across polls
+    title: str  # plain text
+    link: str  # absolute URL, or "" when the entry has none
+    published: datetime | None  # aware, UTC; None when the feed gives no date
+    lead: str  # plain text, whitespace folded, not yet shortened
+
+
+@dataclass(frozen=True)
+class StoredStatement:
+    """A statement as the store holds it, with the feed it came from."""
+
+    id: int
+    feed: str
+    key: str
+    title: str
+    link: str
+    published: datetime | None
+    lead: str
+    first_seen: datetime
+
+    @property
+    def sort_at(self) -> datetime:
+        """When it was published, or first seen for feeds without dates."""
+        return self.published or self.first_seen
+
+
+@dataclass(frozen=True)
+class PollReport:
+    feed: str
+    pushed: int  # new statements given outbox rows
+    silent: int  # new statements recorded without a push (baseline or flood guard)
+    updated: int  # known statements whose content changed
+    held_back: int  # of `silent`, those the flood guard held back
+    deliveries: int  # outbox rows written
+
+
+@dataclass(frozen=True)
+class PollOutcome:
+    feed: str
+    report: PollReport | None = None  # set when the feed was read
+    not_modified: bool = False
+    error: str | None = None
+    skipped: bool = False  # backing off after failures: not polled this tick
+
+    @property
+    def new_deliveries(self) -> int:
+        return self.report.deliveries if self.report else 0

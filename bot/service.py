@@ -1,0 +1,133 @@
+"""The running pipeline: scheduled polls feed the outbox, the delivery engine drains it.
+
+Telegram-free: the console and the Telegram edge each hand it a Sender and an admin notifier.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import httpx
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from bot.commands import push_message
+from bot.config import Config, FeedConfig
+from bot.delivery import AdminNotifier, DeliveryEngine, DrainReport, Sender
+from bot.model import PollOutcome
+from bot.poller import Poller
+from bot.store import Store
+
+logger = logging.getLogger(__name__)
+
+RETRY_SWEEP_SECONDS = 5.0  # how often rows waiting for a retry are looked at
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Service:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        client: httpx.AsyncClient,
+        sender: Sender,
+        notify_admins: AdminNotifier,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        delivery_kind: str | None = None,
+        concurrency: int = 64,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.poller = Poller(config, store, client, notify_admins, clock)
+        self.engine = DeliveryEngine(
+            store,
+            sender,
+            lambda statement: push_message(statement, config, clock()),
+            notify_admins,
+            clock,
+            kind=delivery_kind,
+            concurrency=concurrency,
+        )
+        self.scheduler: AsyncIOScheduler | None = None
+        self._drain_task: asyncio.Task[None] | None = None
+        self._drain_again = False
+
+    async def poll_feed(self, feed: FeedConfig, *, force: bool = False) -> PollOutcome:
+        outcome = await self.poller.poll(feed, force=force)
+        if outcome.new_deliveries:
+            self.kick_delivery()
+        return outcome
+
+    async def poll_all(self, *, force: bool = False) -> list[PollOutcome]:
+        return list(
+            await asyncio.gather(*(self.poll_feed(f, force=force) for f in self.config.feeds))
+        )
+
+    async def drain(self) -> DrainReport:
+        return await self.engine.drain()
+
+    def kick_delivery(self) -> None:
+        """Drain in the background; a kick during a drain makes it look again when done."""
+        if self._drain_task and not self._drain_task.done():
+            self._drain_again = True
+            return
+        self._drain_task = asyncio.create_task(self._drain_loop(), name="drain-outbox")
+
+    async def _drain_loop(self) -> None:
+        while True:
+            self._drain_again = False
+            try:
+                await self.engine.drain()
+            except Exception:
+                logger.exception("draining the outbox failed; the next sweep tries again")
+            if not self._drain_again:
+                return
+
+    def start_scheduler(self) -> AsyncIOScheduler:
+        """Each feed polls on its own interval (first poll now); a sweep picks up retries."""
+        scheduler = AsyncIOScheduler(timezone=UTC)
+        for feed in self.config.feeds:
+            scheduler.add_job(
+                self.poll_feed,
+                "interval",
+                args=[feed],
+                seconds=feed.interval,
+                jitter=feed.jitter or None,
+                next_run_time=self.clock(),
+                id=f"poll:{feed.name}",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=max(1, int(feed.interval)),
+            )
+        scheduler.add_job(
+            self.kick_delivery,
+            "interval",
+            seconds=RETRY_SWEEP_SECONDS,
+            id="delivery-sweep",
+            max_instances=1,
+            coalesce=True,
+        )
+        scheduler.start()
+        self.scheduler = scheduler
+        return scheduler
+
+    async def stop(self, grace: float = 5.0) -> None:
+        """Stop polling, let the messages in flight finish (within `grace`), send nothing new."""
+        if self.scheduler and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        self.engine.stop()
+        if self._drain_task and not self._drain_task.done():
+            try:
+                await asyncio.wait_for(asyncio.shield(self._drain_task), grace)
+            except TimeoutError:
+                logger.warning(
+                    "messages still in flight after %.0f s; they are resent on start", grace
+                )
+                self._drain_task.cancel()

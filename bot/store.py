@@ -1,0 +1,510 @@
+"""The bot's memory: one SQLite file through sqlite-utils.
+
+Feeds (poll state), statements, subscribers and the delivery outbox. A poll's new statements and
+their outbox rows are written in one transaction, so a crash can lose neither.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import sqlite_utils
+
+from bot.config import FeedConfig
+from bot.diff import PollDecision, decide
+from bot.migrations import LATEST_VERSION, migrate, schema_version
+from bot.model import PollReport, Statement, StoredStatement
+
+logger = logging.getLogger(__name__)
+
+CONSOLE_CHAT_ID = "console"  # the console chat that stands in for Telegram; no real chat has it
+
+PENDING, SENDING, SENT, FAILED, CLOSED = "pending", "sending", "sent", "failed", "closed"
+
+
+def iso(moment: datetime) -> str:
+    """UTC, fixed width: text order is time order, so SQLite can compare and sort it."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def from_iso(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+def chat_id_value(text: str) -> int | str:
+    """Chat ids are stored as text (channels may be '@name'); numeric ones come back as int."""
+    try:
+        return int(text)
+    except ValueError:
+        return text
+
+
+@dataclass(frozen=True)
+class FeedState:
+    name: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    baseline_done: bool
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_poll_at: datetime | None
+    redirected_to: str | None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    chat_id: int | str
+    thread_id: int | None
+    kind: str
+    title: str
+    active: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    subscriber: Subscriber
+    statement: StoredStatement
+    attempts: int
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    statements: int
+    active_subscribers: int
+    pending: int
+    failed: int
+    feeds: list[FeedState]
+
+
+class Store:
+    def __init__(self, db: sqlite_utils.Database, path: Path | None = None) -> None:
+        self.db = db
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        """Open (creating if needed) and migrate. A newer schema is refused before any write."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Autocommit at the driver level: transactions are explicit (db.atomic()).
+        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        db = sqlite_utils.Database(conn)
+        try:
+            if schema_version(db) > LATEST_VERSION:
+                migrate(db)  # raises SchemaTooNewError without writing
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints
+            db.execute("PRAGMA foreign_keys=ON")
+            applied = migrate(db)
+        except BaseException:
+            conn.close()
+            raise
+        if applied:
+            logger.info("database %s migrated to schema version %s", path, applied[-1])
+        return cls(db, path)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ---- feeds -------------------------------------------------------------------------
+
+    def ensure_feed(self, feed: FeedConfig) -> None:
+        self.db.execute(
+            "INSERT INTO feeds (name, url) VALUES (?, ?) "
+            "ON CONFLICT (name) DO UPDATE SET url = excluded.url",
+            [feed.name, feed.url],
+        )
+
+    def feed_state(self, name: str) -> FeedState | None:
+        rows = list(self.db.query("SELECT * FROM feeds WHERE name = ?", [name]))
+        return _feed_state(rows[0]) if rows else None
+
+    def feed_states(self) -> list[FeedState]:
+        return [_feed_state(r) for r in self.db.query("SELECT * FROM feeds ORDER BY name")]
+
+    def record_not_modified(self, name: str, now: datetime) -> None:
+        self.db.execute(
+            "UPDATE feeds SET last_poll_at = ?, last_success_at = ?, last_error = NULL, "
+            "consecutive_failures = 0, next_poll_at = NULL WHERE name = ?",
+            [iso(now), iso(now), name],
+        )
+
+    def record_failure(self, name: str, error: str, now: datetime, retry_at: datetime) -> int:
+        """Keep the error on the feed's row; nothing stored is touched. Returns the streak."""
+        self.db.execute(
+            "UPDATE feeds SET last_poll_at = ?, last_error = ?, last_error_at = ?, "
+            "consecutive_failures = consecutive_failures + 1, next_poll_at = ? WHERE name = ?",
+            [iso(now), error, iso(now), iso(retry_at), name],
+        )
+        row = self.db.execute(
+            "SELECT consecutive_failures FROM feeds WHERE name = ?", [name]
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def record_redirect(self, name: str, new_url: str | None) -> bool:
+        """Remember where a permanent redirect points; True when that is news."""
+        state = self.feed_state(name)
+        if state is None or state.redirected_to == new_url:
+            return False
+        self.db.execute("UPDATE feeds SET redirected_to = ? WHERE name = ?", [new_url, name])
+        return True
+
+    def record_poll(
+        self,
+        feed: FeedConfig,
+        statements: Sequence[Statement],
+        now: datetime,
+        *,
+        etag: str | None = None,
+        last_modified: str | None = None,
+    ) -> PollReport:
+        """Apply one successful poll: new statements, their outbox rows and edits, atomically."""
+        with self.db.atomic():
+            state = self.feed_state(feed.name)
+            if state is None:
+                self.ensure_feed(feed)
+                state = self.feed_state(feed.name)
+                assert state is not None
+            known = self._known(feed.name, [s.key for s in statements])
+            decision = decide(
+                statements,
+                known,
+                first_poll=not state.baseline_done,
+                announce_first=feed.announce_first,
+                flood_limit=feed.flood_limit,
+            )
+            deliveries = self._apply(feed.name, decision, now)
+            self.db.execute(
+                "UPDATE feeds SET etag = ?, last_modified = ?, baseline_done = 1, "
+                "last_poll_at = ?, last_success_at = ?, last_error = NULL, "
+                "consecutive_failures = 0, next_poll_at = NULL WHERE name = ?",
+                [etag, last_modified, iso(now), iso(now), feed.name],
+            )
+        return PollReport(
+            feed=feed.name,
+            pushed=len(decision.push),
+            silent=len(decision.silent),
+            updated=len(decision.updated),
+            held_back=decision.held_back,
+            deliveries=deliveries,
+        )
+
+    def _known(self, feed: str, keys: Sequence[str]) -> dict[str, Statement]:
+        known: dict[str, Statement] = {}
+        # Chunks keep under SQLite's bound-variable limit for huge feeds.
+        for start in range(0, len(keys), 500):
+            chunk = list(keys[start : start + 500])
+            marks = ",".join("?" * len(chunk))
+            for row in self.db.query(
+                f"SELECT key, title, link, published, lead FROM statements "
+                f"WHERE feed = ? AND key IN ({marks})",
+                [feed, *chunk],
+            ):
+                known[row["key"]] = Statement(
+                    key=row["key"],
+                    title=row["title"],
+                    link=row["link"],
+                    published=from_iso(row["published"]),
+                    lead=row["lead"],
+                )
+        return known
+
+    def _apply(self, feed: str, decision: PollDecision, now: datetime) -> int:
+        pushed_keys = {s.key for s in decision.push}
+        deliveries = 0
+        for st in decision.new:  # oldest first, so ids follow publication order
+            sort_at = iso(st.published or now)
+            cursor = self.db.execute(
+                "INSERT INTO statements (feed, key, title, link, published, lead, first_seen, "
+                "sort_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [feed, st.key, st.title, st.link, _iso_or_none(st.published), st.lead,
+                 iso(now), sort_at],
+            )  # fmt: skip
+            if st.key in pushed_keys:
+                deliveries += self.db.execute(
+                    "INSERT INTO deliveries (statement_id, subscriber_id, sort_at, "
+                    "next_attempt_at, created_at) "
+                    "SELECT ?, id, ?, ?, ? FROM subscribers WHERE active = 1",
+                    [cursor.lastrowid, sort_at, iso(now), iso(now)],
+                ).rowcount
+        for st in decision.updated:
+            self.db.execute(
+                "UPDATE statements SET title = ?, link = ?, lead = ?, published = ?, "
+                "updated_at = ? WHERE feed = ? AND key = ?",
+                [st.title, st.link, st.lead, _iso_or_none(st.published), iso(now), feed, st.key],
+            )
+        return deliveries
+
+    # ---- statements --------------------------------------------------------------------
+
+    def latest(self, count: int) -> list[StoredStatement]:
+        """The newest statements across all feeds, newest first."""
+        rows = self.db.query(
+            "SELECT * FROM statements ORDER BY sort_at DESC, id DESC LIMIT ?", [count]
+        )
+        return [_statement(r) for r in rows]
+
+    def statement_count(self) -> int:
+        return int(self.db.execute("SELECT COUNT(*) FROM statements").fetchone()[0])
+
+    # ---- subscribers -------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        chat_id: int | str,
+        kind: str,
+        now: datetime,
+        *,
+        title: str = "",
+        thread_id: int | None = None,
+    ) -> bool:
+        """Subscribe the chat (or update where it gets pushes); True if it was not active."""
+        with self.db.atomic():
+            row = self._subscriber_row(chat_id)
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO subscribers (chat_id, thread_id, kind, title, active, "
+                    "subscribed_at, changed_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
+                    [str(chat_id), thread_id, kind, title, iso(now), iso(now)],
+                )
+                return True
+            self.db.execute(
+                "UPDATE subscribers SET active = 1, thread_id = ?, kind = ?, title = ?, "
+                "changed_at = ?, reason = NULL, "
+                "subscribed_at = CASE WHEN active = 1 THEN subscribed_at ELSE ? END "
+                "WHERE id = ?",
+                [thread_id, kind, title, iso(now), iso(now), row["id"]],
+            )
+            return not row["active"]
+
+    def deactivate(self, chat_id: int | str, reason: str, now: datetime) -> bool:
+        """Stop pushes to the chat and close what was pending for it; True if it was active."""
+        with self.db.atomic():
+            row = self._subscriber_row(chat_id)
+            if row is None:
+                return False
+            self.db.execute(
+                "UPDATE subscribers SET active = 0, reason = ?, changed_at = ? WHERE id = ?",
+                [reason, iso(now), row["id"]],
+            )
+            self.db.execute(
+                "UPDATE deliveries SET status = ?, last_error = ? "
+                "WHERE subscriber_id = ? AND status IN (?, ?)",
+                [CLOSED, reason, row["id"], PENDING, SENDING],
+            )
+            return bool(row["active"])
+
+    def migrate_chat(self, old_chat_id: int | str, new_chat_id: int | str, now: datetime) -> None:
+        """A group became a supergroup: its pending deliveries follow it to the new id."""
+        with self.db.atomic():
+            row = self._subscriber_row(old_chat_id)
+            if row is None:
+                return
+            if self._subscriber_row(new_chat_id) is not None:
+                # The supergroup subscribed on its own already: keep that one, retire the old.
+                self.deactivate(old_chat_id, f"migrated to {new_chat_id}", now)
+                return
+            self.db.execute(
+                "UPDATE subscribers SET chat_id = ?, kind = 'supergroup', changed_at = ?, "
+                "reason = ? WHERE id = ?",
+                [str(new_chat_id), iso(now), f"migrated from {old_chat_id}", row["id"]],
+            )
+
+    def subscriber(self, chat_id: int | str) -> Subscriber | None:
+        row = self._subscriber_row(chat_id)
+        return _subscriber(row) if row else None
+
+    def active_subscriber_count(self) -> int:
+        return int(
+            self.db.execute("SELECT COUNT(*) FROM subscribers WHERE active = 1").fetchone()[0]
+        )
+
+    def _subscriber_row(self, chat_id: int | str) -> dict | None:
+        rows = list(self.db.query("SELECT * FROM subscribers WHERE chat_id = ?", [str(chat_id)]))
+        return rows[0] if rows else None
+
+    # ---- outbox ------------------------------------------------------------------------
+
+    def due_deliveries(self, now: datetime, limit: int, kind: str | None = None) -> list[Delivery]:
+        """At most one row per chat: the oldest undelivered statement, if it is due.
+
+        A chat whose oldest row waits for a retry gets nothing newer meanwhile, so every chat
+        reads statements in the order they were published.
+        """
+        kind_filter = "AND c.kind = ?" if kind else "AND c.kind != 'console'"
+        params: list[object] = [PENDING, SENDING]
+        if kind:
+            params.append(kind)
+        params += [iso(now), limit]
+        rows = self.db.query(
+            f"""
+            SELECT d.id AS delivery_id, d.attempts, d.next_attempt_at,
+                   c.id AS sub_id, c.chat_id, c.thread_id, c.kind, c.title AS chat_title,
+                   c.active, c.reason, s.*
+            FROM (
+                SELECT subscriber_id, MIN(sort_at || '#' || printf('%012d', statement_id)) AS head
+                FROM deliveries WHERE status IN (?, ?) GROUP BY subscriber_id
+            ) AS h
+            JOIN deliveries d ON d.subscriber_id = h.subscriber_id
+                 AND d.sort_at || '#' || printf('%012d', d.statement_id) = h.head
+            JOIN subscribers c ON c.id = d.subscriber_id
+            JOIN statements s ON s.id = d.statement_id
+            WHERE c.active = 1 {kind_filter} AND d.status = 'pending' AND d.next_attempt_at <= ?
+            ORDER BY d.sort_at, d.statement_id, d.id
+            LIMIT ?
+            """,
+            params,
+        )
+        return [
+            Delivery(
+                id=r["delivery_id"],
+                subscriber=Subscriber(
+                    id=r["sub_id"],
+                    chat_id=chat_id_value(r["chat_id"]),
+                    thread_id=r["thread_id"],
+                    kind=r["kind"],
+                    title=r["chat_title"],
+                    active=bool(r["active"]),
+                    reason=r["reason"],
+                ),
+                statement=_statement(r),
+                attempts=r["attempts"],
+            )
+            for r in rows
+        ]
+
+    def mark_sending(self, delivery_id: int, now: datetime) -> None:
+        """Written before the send: after a crash such a row is sent again (the one duplicate)."""
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ? "
+            "WHERE id = ?",
+            [SENDING, iso(now), delivery_id],
+        )
+
+    def mark_sent(self, delivery_id: int, message_id: int | None, now: datetime) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, message_id = ?, sent_at = ?, last_error = NULL "
+            "WHERE id = ?",
+            [SENT, message_id, iso(now), delivery_id],
+        )
+
+    def mark_retry(
+        self, delivery_id: int, error: str, retry_at: datetime, *, count_attempt: bool = True
+    ) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = ?"
+            + ("" if count_attempt else ", attempts = MAX(0, attempts - 1)")
+            + " WHERE id = ?",
+            [PENDING, error, iso(retry_at), delivery_id],
+        )
+
+    def mark_failed(self, delivery_id: int, error: str) -> None:
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, last_error = ? WHERE id = ?",
+            [FAILED, error, delivery_id],
+        )
+
+    def release_in_flight(self) -> int:
+        """At start-up: rows left 'sending' by a crash go back to the queue."""
+        return self.db.execute(
+            "UPDATE deliveries SET status = ? WHERE status = ?", [PENDING, SENDING]
+        ).rowcount
+
+    def next_due_at(self) -> datetime | None:
+        row = self.db.execute(
+            "SELECT MIN(d.next_attempt_at) FROM deliveries d "
+            "JOIN subscribers c ON c.id = d.subscriber_id "
+            "WHERE d.status = ? AND c.active = 1",
+            [PENDING],
+        ).fetchone()
+        return from_iso(row[0]) if row and row[0] else None
+
+    # ---- status ------------------------------------------------------------------------
+
+    def status(self) -> StoreStatus:
+        counts = dict(
+            self.db.execute(
+                "SELECT status, COUNT(*) FROM deliveries WHERE status IN (?, ?, ?) GROUP BY status",
+                [PENDING, SENDING, FAILED],
+            ).fetchall()
+        )
+        return StoreStatus(
+            statements=self.statement_count(),
+            active_subscribers=self.active_subscriber_count(),
+            pending=counts.get(PENDING, 0) + counts.get(SENDING, 0),
+            failed=counts.get(FAILED, 0),
+            feeds=self.feed_states(),
+        )
+
+    def backup(self, target: Path) -> None:
+        """A consistent copy while the bot runs, through SQLite's online backup API."""
+        target.parent.mkdir(parents=True, exist_ok=True)
+        dest = sqlite3.connect(str(target))
+        try:
+            self.db.conn.backup(dest)
+        finally:
+            dest.close()
+
+
+def retry_delay(attempt: int, base: float, cap: float) -> timedelta:
+    """Growing backoff: base, 2*base, 4*base ... up to cap."""
+    return timedelta(seconds=min(cap, base * (2 ** max(0, attempt - 1))))
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return iso(moment) if moment else None
+
+
+def _feed_state(row: dict) -> FeedState:
+    return FeedState(
+        name=row["name"],
+        url=row["url"],
+        etag=row["etag"],
+        last_modified=row["last_modified"],
+        baseline_done=bool(row["baseline_done"]),
+        last_poll_at=from_iso(row["last_poll_at"]),
+        last_success_at=from_iso(row["last_success_at"]),
+        last_error=row["last_error"],
+        last_error_at=from_iso(row["last_error_at"]),
+        consecutive_failures=row["consecutive_failures"],
+        next_poll_at=from_iso(row["next_poll_at"]),
+        redirected_to=row["redirected_to"],
+    )
+
+
+def _statement(row: dict) -> StoredStatement:
+    first_seen = from_iso(row["first_seen"])
+    assert first_seen is not None
+    return StoredStatement(
+        id=row["id"],
+        feed=row["feed"],
+        key=row["key"],
+        title=row["title"],
+        link=row["link"],
+        published=from_iso(row["published"]),
+        lead=row["lead"],
+        first_seen=first_seen,
+    )
+
+
+def _subscriber(row: dict) -> Subscriber:
+    return Subscriber(
+        id=row["id"],
+        chat_id=chat_id_value(row["chat_id"]),
+        thread_id=row["thread_id"],
+        kind=row["kind"],
+        title=row["title"],
+        active=bool(row["active"]),
+        reason=row["reason"],
+    )

@@ -1,0 +1,88 @@
+"""Plain-text helpers: HTML to text, whitespace folding, shortening at a word boundary."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+
+_BLOCK_TAGS = {
+    "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
+    "blockquote", "pre", "tr", "table", "section", "article", "header", "footer",
+}  # fmt: skip
+_SKIP_TAGS = {"script", "style", "head", "title", "template", "noscript"}
+_SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
+_LINE_EDGES = re.compile(r" *\n *")
+_BLANK_RUNS = re.compile(r"\n{3,}")
+
+
+class _TextExtractor(HTMLParser):
+    def __init__(self, show_links: bool) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self.show_links = show_links
+        self._skip = 0
+        self._hrefs: list[str | None] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip += 1
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+        elif tag == "a":
+            self._hrefs.append(dict(attrs).get("href"))
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in _SKIP_TAGS:
+            self._skip = max(0, self._skip - 1)
+        elif tag in _BLOCK_TAGS:
+            self.parts.append("\n")
+        elif tag == "a" and self._hrefs:
+            href = self._hrefs.pop()
+            if self.show_links and href:
+                self.parts.append(f" ({href})")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+def html_to_text(markup: str, *, show_links: bool = False, keep_lines: bool = False) -> str:
+    """Visible text of an HTML fragment; entities decoded, whitespace folded.
+
+    keep_lines keeps paragraph breaks as single newlines (for the console); otherwise the
+    result is one line, as a lead paragraph should be.
+    """
+    parser = _TextExtractor(show_links)
+    parser.feed(markup)
+    parser.close()
+    text = "".join(parser.parts)
+    return fold_whitespace(text, keep_lines=keep_lines)
+
+
+def fold_whitespace(text: str, *, keep_lines: bool = False) -> str:
+    text = _SPACES.sub(" ", text)
+    if keep_lines:  # paragraphs stay apart by one blank line, never more
+        return _BLANK_RUNS.sub("\n\n", _LINE_EDGES.sub("\n", text)).strip()
+    return " ".join(text.split())
+
+
+def shorten(text: str, limit: int, ellipsis: str = "…") -> str:
+    """Cut `text` to at most `limit` characters at a word boundary, marking the cut."""
+    if len(text) <= limit:
+        return text
+    if limit <= len(ellipsis):
+        return text[:limit]
+    cut = text[: limit - len(ellipsis) + 1]
+    space = cut.rfind(" ")
+    # A single huge "word" (a URL, CJK text without spaces) is cut where it must be.
+    head = cut[:space] if space > limit // 2 else cut[: limit - len(ellipsis)]
+    return head.rstrip(" ,;:-\u2013\u2014") + ellipsis  # no dangling dash before the cut
+
+
+def telegram_length(text: str) -> int:
+    """Length as Telegram counts it: UTF-16 code units (an emoji outside the BMP counts 2)."""
+    return len(text.encode("utf-16-le")) // 2
