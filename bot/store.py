@@ -294,10 +294,11 @@ class Store:
             row = self._subscriber_row(chat_id)
             if row is None:
                 return False
-            self.db.execute(
-                "UPDATE subscribers SET active = 0, reason = ?, changed_at = ? WHERE id = ?",
-                [reason, iso(now), row["id"]],
-            )
+            if row["active"]:  # the first reason is the one worth keeping
+                self.db.execute(
+                    "UPDATE subscribers SET active = 0, reason = ?, changed_at = ? WHERE id = ?",
+                    [reason, iso(now), row["id"]],
+                )
             self.db.execute(
                 "UPDATE deliveries SET status = ?, last_error = ? "
                 "WHERE subscriber_id = ? AND status IN (?, ?)",

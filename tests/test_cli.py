@@ -1,0 +1,153 @@
+"""The command line as a newcomer uses it: the demo, check-config, counters, latest, signals."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES
+
+REPO = Path(__file__).parent.parent
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A copy of the shipped config folder, so runs write their state into tmp_path."""
+    shutil.copytree(REPO / "config", tmp_path / "config")
+    return tmp_path
+
+
+def bot(
+    workdir: Path, *args: str, stdin: str = "", timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_BOT")}
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(workdir / "config" / "bot.toml"), *args],
+        input=stdin, capture_output=True, text=True, timeout=timeout, env=env, cwd=workdir,
+    )  # fmt: skip
+
+
+def pushes(stdout: str) -> list[str]:
+    """The titles of the pushes printed by the console chat, in order."""
+    blocks = stdout.split("📣 new statement\n\n")[1:]
+    return [b.splitlines()[0] for b in blocks]
+
+
+def test_demo_shows_summaries_with_counters_then_only_what_is_new(workdir: Path) -> None:
+    first = bot(workdir, "run", "--console", "--once")
+    assert first.returncode == 0, first.stderr
+    assert pushes(first.stdout) == [
+        "Foreign Minister Sergey Lavrov's remarks at the third meeting of the Moscow format "
+        "consultations on Afghanistan, Moscow, October 20, 2021",
+        "Vladimir Putin took part in a plenary session of the 18th annual meeting of the Valdai "
+        "International Discussion Club, Sochi, October 21, 2021",
+        "President Putin's telephone conversation with British Prime Minister Boris Johnson",
+    ]
+    assert first.stdout.count("days have passed since the Salisbury incident") == 3
+    assert "Read the full text (https://www.rusemb.org.uk/fnapr/7012)" in first.stdout
+    assert "Traceback" not in first.stderr
+    assert (workdir / "state" / "bot.sqlite3").is_file()
+
+    again = bot(workdir, "run", "--console", "--once")
+    assert pushes(again.stdout) == []
+    assert "No new statements since the last run" in again.stdout
+
+    # One poll later the feed has two new items, an edit and a dropped one.
+    shutil.copy(
+        SAMPLES / "embassy-rss-next.xml", workdir / "config" / "samples" / "embassy-rss.xml"
+    )
+    later = bot(workdir, "run", "--console", "--once")
+    assert pushes(later.stdout) == [
+        "Embassy comment on the UN Climate Change Conference (COP26) in Glasgow",
+        "Consular Section will be closed on 4 November \u2013 День народного единства",
+    ]
+
+
+def test_check_config(workdir: Path) -> None:
+    ok = bot(workdir, "check-config")
+    assert ok.returncode == 0 and "OK (1 feeds, 2 counters)" in ok.stdout
+    (workdir / "config" / "bot.toml").write_text(
+        '[bot]\ntimezone = "Nowhere/City"\n[[feeds]]\nname = "x"\nurl = "gopher://x"\n',
+        encoding="utf-8",
+    )
+    bad = bot(workdir, "check-config")
+    assert bad.returncode == 2
+    lines = bad.stderr.strip().splitlines()
+    assert len(lines) == 2 and all(line.startswith("config: ") for line in lines)
+    assert "bot.timezone: unknown time zone 'Nowhere/City'" in bad.stderr
+    assert "feeds[0].url: scheme 'gopher' is not supported" in bad.stderr
+    assert "Traceback" not in bad.stderr
+    # Any command refuses to start on a bad config, with the same lines.
+    assert bot(workdir, "run", "--console", "--once").returncode == 2
+
+
+def test_counters_at_any_moment(workdir: Path) -> None:
+    out = bot(workdir, "counters", "--at", "2021-10-26T22:54").stdout
+    assert out.splitlines()[:3] == ["26 October 2021", "Moscow: 00:54", "London: 22:54"]
+    assert "1332 days have passed since the Salisbury incident" in out
+    assert "1324 days have passed since the death of Nikolay Glushkov" in out
+    utc = bot(workdir, "counters", "--at", "2021-10-26T23:30:00Z").stdout
+    assert utc.startswith("27 October 2021") and "1333 days" in utc
+    bad = bot(workdir, "counters", "--at", "yesterday")
+    assert bad.returncode == 2 and "is not an ISO-8601 time" in bad.stderr
+
+
+def test_latest_from_the_command_line(workdir: Path) -> None:
+    bot(workdir, "run", "--console", "--once")
+    listing = bot(workdir, "latest", "3")
+    assert listing.returncode == 0
+    assert [line[:13] for line in listing.stdout.splitlines()] == [
+        "25.10.2021 - ", "22.10.2021 - ", "21.10.2021 - "
+    ]  # fmt: skip
+    full = bot(workdir, "latest").stdout
+    assert full.startswith("President Putin's telephone conversation") and "1332" not in full
+    bad = bot(workdir, "latest", "0")
+    assert bad.returncode == 2 and bad.stdout.startswith("Usage: /latest")
+
+
+def test_console_answers_typed_commands_and_stops_on_sigterm(workdir: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_BOT")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(workdir / "config" / "bot.toml"),
+         "run", "--console"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=env, cwd=workdir,
+    )  # fmt: skip
+    assert proc.stdin and proc.stdout
+    proc.stdin.write("/counters\n/latest 2\n/latest zero\n/nonsense\n")
+    proc.stdin.flush()
+    seen = ""
+    deadline = time.monotonic() + 30
+    while "I don't know that command" not in seen and time.monotonic() < deadline:
+        seen += proc.stdout.readline()
+    proc.send_signal(signal.SIGTERM)
+    started = time.monotonic()
+    out, err = proc.communicate(timeout=15)
+    assert proc.returncode == 0, err
+    assert time.monotonic() - started < 5
+    seen += out
+    assert "Moscow: " in seen and "days have passed since the Salisbury incident" in seen
+    assert "Usage: /latest or /latest N" in seen
+    assert "I don't know that command. /help lists what I can do." in seen
+    assert pushes(seen)  # the first poll announced the newest statements
+    assert "Traceback" not in err
+
+
+def test_database_from_a_newer_version_is_refused(workdir: Path) -> None:
+    bot(workdir, "run", "--console", "--once")
+    db = sqlite3.connect(workdir / "state" / "bot.sqlite3")
+    db.execute("INSERT INTO schema_migrations VALUES (99, 'm099_future', '2030-01-01')")
+    db.commit()
+    db.close()
+    result = bot(workdir, "run", "--console", "--once")
+    assert result.returncode == 2
+    assert "newer than this bot knows" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,111 @@
+"""The config file: the shipped one works, every bad key is named in one clear line."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, config_path_from, load_config, parse_config
+
+REPO = Path(__file__).parent.parent
+
+
+def test_shipped_config_is_the_embassy_bot() -> None:
+    config = load_config(REPO / "config" / "bot.toml", env={})
+    assert config.timezone.key == "Europe/London"
+    assert [z.key for z in config.clocks] == ["Europe/Moscow", "Europe/London"]
+    assert [c.since for c in config.counters] == [date(2018, 3, 4), date(2018, 3, 12)]
+    assert "Salisbury incident" in config.counters[0].text
+    assert Path(config.feeds[0].url).is_file()  # the bundled sample: the demo needs no network
+    assert config.state_dir == (REPO / "state").resolve()
+
+
+def test_example_config_documents_a_valid_config() -> None:
+    config = load_config(REPO / "config" / "example.toml", env={})
+    assert config.feeds and config.counters
+
+
+def test_relative_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "conf"
+    folder.mkdir()
+    (folder / "bot.toml").write_text(
+        'bot.state = "data"\n[[feeds]]\nname = "a"\nurl = "feed.xml"\n', encoding="utf-8"
+    )
+    config = load_config(folder / "bot.toml", env={})
+    assert config.state_dir == folder / "data"
+    assert config.feeds[0].url == str(folder / "feed.xml")
+
+
+def test_environment_overrides(tmp_path: Path) -> None:
+    raw = {"feeds": [{"name": "a", "url": "https://example.org/rss"}]}
+    env = {"STATEMENT_BOT_STATE": str(tmp_path / "s"), "TELEGRAM_API_BASE_URL": "http://h:1/bot"}
+    config = parse_config(raw, env=env)
+    assert config.state_dir == tmp_path / "s"
+    assert config.api_base_url == "http://h:1/bot"
+
+
+def test_config_path_precedence() -> None:
+    assert config_path_from("x.toml", {"STATEMENT_BOT_CONFIG": "y.toml"}) == Path("x.toml")
+    assert config_path_from(None, {"STATEMENT_BOT_CONFIG": "y.toml"}) == Path("y.toml")
+    assert config_path_from(None, {}) == Path("config/bot.toml")
+
+
+def test_defaults_for_a_feed() -> None:
+    config = parse_config({"feeds": [{"name": "a", "url": "https://example.org/rss"}]}, env={})
+    feed = config.feeds[0]
+    assert (feed.interval, feed.announce_first, feed.flood_limit) == (300, 0, 10)
+    assert 0 < feed.jitter <= 30
+
+
+def test_every_problem_is_reported_with_its_key() -> None:
+    raw = {
+        "bot": {"timezone": "Mars/Olympus", "clocks": "Europe/London", "colour": "red"},
+        "feeds": [
+            {"name": "a", "url": "ftp://example.org/rss", "interval": 0},
+            {"name": "a", "url": "https://example.org/rss", "announce_first": -1},
+        ],
+        "counters": [{"since": "yesterday", "text": "x"}, {"since": "2018-03-04", "text": "no"}],
+    }
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, env={})
+    problems = "\n".join(caught.value.problems)
+    for expected in (
+        "bot.timezone: unknown time zone 'Mars/Olympus'",
+        "bot.clocks: must be a list",
+        "bot.colour: unknown key",
+        "feeds[0].url: scheme 'ftp' is not supported",
+        "feeds[0].interval: must be a number from 1",
+        "feeds[1].name: 'a' is used by another feed",
+        "feeds[1].announce_first: must be a whole number from 0",
+        "counters[0].since: must be a date",
+        "counters[1].text: must be a string containing {days}",
+    ):
+        assert expected in problems
+    assert len(caught.value.problems) == 9
+
+
+def test_missing_feeds_and_bad_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="at least one"):
+        parse_config({}, env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[bot\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, env={})
+    with pytest.raises(ConfigError, match="file not found"):
+        load_config(tmp_path / "missing.toml", env={})
+
+
+def test_interval_down_to_one_second_is_allowed() -> None:
+    raw = {"feeds": [{"name": "a", "url": "https://example.org/rss", "interval": 1}]}
+    assert parse_config(raw, env={}).feeds[0].interval == 1
+
+
+def test_counter_template_with_stray_braces_is_refused() -> None:
+    raw = {
+        "feeds": [{"name": "a", "url": "https://example.org/rss"}],
+        "counters": [{"since": "2018-03-04", "text": "{days} days {oops}"}],
+    }
+    with pytest.raises(ConfigError):
+        parse_config(raw, env={})

@@ -1,0 +1,215 @@
+"""The delivery engine: what each kind of send outcome does to the subscriber and the outbox."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime, timedelta
+
+import pytest
+
+from bot.config import FeedConfig
+from bot.delivery import (
+    ChatAddress,
+    ChatGone,
+    ChatMoved,
+    DeliveryEngine,
+    PermanentFailure,
+    SendOutcome,
+    Sent,
+    Throttled,
+    TransientFailure,
+)
+from bot.model import Statement
+from bot.store import Store
+
+FEED = FeedConfig(name="statements", url="https://example.org/rss")
+
+
+class ScriptedSender:
+    """Sends succeed unless a chat has outcomes queued; records what each chat received."""
+
+    def __init__(self) -> None:
+        self.script: dict[int | str, list[SendOutcome]] = defaultdict(list)
+        self.received: dict[int | str, list[str]] = defaultdict(list)
+        self.attempts: list[int | str] = []
+
+    async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
+        self.attempts.append(chat.chat_id)
+        if self.script[chat.chat_id]:
+            return self.script[chat.chat_id].pop(0)
+        self.received[chat.chat_id].append(html)
+        return Sent(len(self.received[chat.chat_id]))
+
+
+class Clock:
+    def __init__(self, start: datetime) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+class Admins:
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+
+    async def __call__(self, text: str) -> None:
+        self.notices.append(text)
+
+
+def statements(*numbers: int, base: datetime) -> list[Statement]:
+    return [
+        Statement(f"k{n}", f"Statement {n}", f"https://e.org/{n}", base + timedelta(hours=n), "")
+        for n in sorted(numbers, reverse=True)
+    ]
+
+
+@pytest.fixture
+def clock(now: datetime) -> Clock:
+    return Clock(now)
+
+
+@pytest.fixture
+def admins() -> Admins:
+    return Admins()
+
+
+@pytest.fixture
+def sender() -> ScriptedSender:
+    return ScriptedSender()
+
+
+@pytest.fixture
+def engine(store: Store, sender: ScriptedSender, admins: Admins, clock: Clock) -> DeliveryEngine:
+    return DeliveryEngine(
+        store, sender, lambda s: s.title, admins, clock, retry_base=10, max_attempts=3
+    )
+
+
+def publish(store: Store, now: datetime, *numbers: int) -> None:
+    """A baseline of k0, then the given statements as one new poll."""
+    store.record_poll(FEED, statements(0, base=now - timedelta(days=1)), now)
+    store.record_poll(FEED, statements(0, base=now - timedelta(days=1)) + statements(
+        *numbers, base=now - timedelta(days=1)), now)  # fmt: skip
+
+
+async def test_everyone_gets_every_statement_once_in_order(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, now: datetime
+) -> None:
+    for chat in (1, 2, 3):
+        store.subscribe(chat, "private", now)
+    publish(store, now, 1, 2, 3)
+    report = await engine.drain()
+    assert report.sent == 9
+    for chat in (1, 2, 3):
+        assert sender.received[chat] == ["Statement 1", "Statement 2", "Statement 3"]
+    assert (await engine.drain()).sent == 0  # nothing twice
+
+
+async def test_blocked_chat_is_unsubscribed_and_its_rows_closed(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, now: datetime
+) -> None:
+    store.subscribe(1, "private", now)
+    store.subscribe(2, "private", now)
+    sender.script[1] = [ChatGone("Forbidden: bot was blocked by the user")]
+    publish(store, now, 1, 2)
+    report = await engine.drain()
+    assert report.closed_chats == 1
+    assert sender.attempts.count(1) == 1  # the second statement was not even tried
+    assert sender.received[2] == ["Statement 1", "Statement 2"]
+    sub = store.subscriber(1)
+    assert sub and not sub.active and sub.reason == "Forbidden: bot was blocked by the user"
+    assert store.status().pending == 0
+
+
+async def test_migrated_group_gets_the_message_at_its_new_id(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, now: datetime
+) -> None:
+    store.subscribe(-5, "group", now)
+    sender.script[-5] = [ChatMoved(-1005)]
+    publish(store, now, 1, 2)
+    await engine.drain()
+    assert sender.received[-1005] == ["Statement 1", "Statement 2"]
+    assert store.subscriber(-1005) is not None and store.subscriber(-5) is None
+
+
+async def test_flood_control_waits_as_told(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, clock: Clock, now: datetime
+) -> None:
+    store.subscribe(1, "private", now)
+    sender.script[1] = [Throttled(30)]
+    publish(store, now, 1)
+    report = await engine.drain()
+    assert report.sent == 0 and report.retried == 1
+    clock.now = now + timedelta(seconds=29)
+    assert (await engine.drain()).sent == 0
+    clock.now = now + timedelta(seconds=31)
+    assert (await engine.drain()).sent == 1
+    assert sender.received[1] == ["Statement 1"]
+
+
+async def test_network_errors_are_retried_with_growing_backoff_then_failed(
+    store: Store,
+    engine: DeliveryEngine,
+    sender: ScriptedSender,
+    clock: Clock,
+    admins: Admins,
+    now: datetime,
+) -> None:
+    store.subscribe(1, "private", now)
+    sender.script[1] = [TransientFailure("Timed out")] * 3
+    publish(store, now, 1, 2)
+    await engine.drain()  # attempt 1 fails: retry in 10 s
+    clock.now += timedelta(seconds=9)
+    await engine.drain()
+    assert sender.attempts == [1]
+    clock.now += timedelta(seconds=2)
+    await engine.drain()  # attempt 2 fails: retry in 20 s
+    assert sender.attempts == [1, 1]
+    clock.now += timedelta(seconds=19)
+    await engine.drain()
+    assert sender.attempts == [1, 1]
+    clock.now += timedelta(seconds=2)
+    report = await engine.drain()  # attempt 3 fails: given up, admins told; the next one goes
+    assert report.failed == 1
+    assert sender.received[1] == ["Statement 2"]
+    assert len(admins.notices) == 1 and "Statement 1" in admins.notices[0]
+    assert store.status().failed == 1
+
+
+async def test_a_refused_message_fails_at_once_and_admins_hear(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, admins: Admins, now: datetime
+) -> None:
+    store.subscribe(1, "private", now)
+    sender.script[1] = [PermanentFailure("Can't parse entities")]
+    publish(store, now, 1)
+    report = await engine.drain()
+    assert report.failed == 1
+    assert "Can't parse entities" in admins.notices[0]
+
+
+async def test_a_crashing_sender_loses_nothing(
+    store: Store, sender: ScriptedSender, admins: Admins, clock: Clock, now: datetime
+) -> None:
+    class Broken(ScriptedSender):
+        async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
+            raise RuntimeError("bug")
+
+    store.subscribe(1, "private", now)
+    publish(store, now, 1)
+    engine = DeliveryEngine(store, Broken(), lambda s: s.title, admins, clock, retry_base=1)
+    report = await engine.drain()
+    assert report.retried == 1
+    fixed = DeliveryEngine(store, sender, lambda s: s.title, admins, clock)
+    clock.now += timedelta(seconds=5)
+    assert (await fixed.drain()).sent == 1
+
+
+async def test_stop_sends_nothing_new(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, now: datetime
+) -> None:
+    store.subscribe(1, "private", now)
+    publish(store, now, 1)
+    engine.stop()
+    assert (await engine.drain()).sent == 0
+    assert store.status().pending == 1

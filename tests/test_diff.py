@@ -1,0 +1,86 @@
+"""What is new, what is pushed, what is an edit: the pure decision."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from bot.diff import decide, oldest_first
+from bot.model import Statement
+
+T0 = datetime(2021, 10, 1, tzinfo=UTC)
+
+
+def st(n: int, *, title: str | None = None, dated: bool = True) -> Statement:
+    return Statement(
+        key=f"k{n}",
+        title=title or f"Statement {n}",
+        link=f"https://example.org/{n}",
+        published=T0 + timedelta(days=n) if dated else None,
+        lead="",
+    )
+
+
+def feed(*numbers: int) -> list[Statement]:
+    """A feed lists newest first."""
+    return [st(n) for n in sorted(numbers, reverse=True)]
+
+
+def known(*numbers: int) -> dict[str, Statement]:
+    return {s.key: s for s in (st(n) for n in numbers)}
+
+
+def test_first_poll_is_a_silent_baseline() -> None:
+    d = decide(feed(1, 2, 3), {}, first_poll=True, announce_first=0, flood_limit=10)
+    assert d.push == []
+    assert [s.key for s in d.silent] == ["k1", "k2", "k3"]
+    assert d.held_back == 0
+
+
+def test_first_poll_can_announce_the_newest_n_oldest_first() -> None:
+    d = decide(feed(1, 2, 3, 4), {}, first_poll=True, announce_first=2, flood_limit=10)
+    assert [s.key for s in d.push] == ["k3", "k4"]
+    assert [s.key for s in d.new] == ["k1", "k2", "k3", "k4"]
+
+
+def test_new_items_are_pushed_oldest_first() -> None:
+    d = decide(feed(1, 2, 3, 4), known(1, 2), first_poll=False, announce_first=0, flood_limit=10)
+    assert [s.key for s in d.push] == ["k3", "k4"]
+    assert d.silent == [] and d.updated == []
+
+
+def test_an_edited_title_is_an_update_not_a_new_item() -> None:
+    incoming = [st(2, title="Corrected"), st(1)]
+    d = decide(incoming, known(1, 2), first_poll=False, announce_first=0, flood_limit=10)
+    assert d.push == []
+    assert [s.title for s in d.updated] == ["Corrected"]
+
+
+def test_a_dropped_item_that_returns_is_not_new() -> None:
+    d = decide(feed(1, 2), known(1, 2, 3), first_poll=False, announce_first=0, flood_limit=10)
+    assert d.push == [] and d.silent == []
+
+
+def test_flood_guard_pushes_only_the_newest_and_counts_the_rest() -> None:
+    d = decide(feed(*range(1, 26)), {}, first_poll=False, announce_first=0, flood_limit=5)
+    assert [s.key for s in d.push] == ["k21", "k22", "k23", "k24", "k25"]
+    assert d.held_back == 20
+    assert len(d.silent) == 20
+
+
+def test_a_key_repeated_in_one_feed_counts_once() -> None:
+    d = decide([st(2), st(2, title="dup"), st(1)], {}, first_poll=False, announce_first=0,
+               flood_limit=10)  # fmt: skip
+    assert [s.key for s in d.push] == ["k1", "k2"]
+    assert d.push[1].title == "Statement 2"
+
+
+def test_undated_items_keep_reverse_feed_order() -> None:
+    items = [st(3, dated=False), st(1, dated=False), st(2, dated=False)]
+    assert [s.key for s in oldest_first(items)] == ["k2", "k1", "k3"]
+
+
+def test_same_date_ties_keep_feed_order() -> None:
+    same = T0
+    a = Statement("a", "A", "", same, "")  # listed first in the feed: the newer of the two
+    b = Statement("b", "B", "", same, "")
+    assert [s.key for s in oldest_first([a, b])] == ["b", "a"]

@@ -1,0 +1,198 @@
+"""The store: polls applied atomically with their outbox rows; the outbox keeps chat order."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bot.config import FeedConfig
+from bot.model import Statement
+from bot.store import CLOSED, FAILED, PENDING, SENDING, SENT, Store
+
+FEED = FeedConfig(name="statements", url="https://example.org/rss", flood_limit=10)
+T0 = datetime(2021, 10, 1, tzinfo=UTC)
+
+
+def st(n: int, title: str | None = None) -> Statement:
+    return Statement(f"k{n}", title or f"S{n}", f"https://e.org/{n}", T0 + timedelta(days=n), "")
+
+
+def feed(*numbers: int) -> list[Statement]:
+    return [st(n) for n in sorted(numbers, reverse=True)]
+
+
+def statuses(store: Store) -> list[tuple[str, int, str]]:
+    return [
+        (r["chat_id"], r["key"], r["status"])
+        for r in store.db.query(
+            "SELECT c.chat_id, s.key, d.status FROM deliveries d "
+            "JOIN subscribers c ON c.id = d.subscriber_id JOIN statements s ON s.id = d.statement_id "
+            "ORDER BY c.chat_id, s.sort_at"
+        )
+    ]
+
+
+@pytest.fixture
+def baseline(store: Store, now: datetime) -> Store:
+    store.subscribe(1, "private", now)
+    store.subscribe(-100, "supergroup", now)
+    store.record_poll(FEED, feed(1, 2), now)
+    return store
+
+
+def test_first_poll_records_without_deliveries(store: Store, now: datetime) -> None:
+    store.subscribe(1, "private", now)
+    report = store.record_poll(FEED, feed(1, 2, 3), now, etag='"v1"')
+    assert (report.pushed, report.silent, report.deliveries) == (0, 3, 0)
+    assert store.statement_count() == 3
+    state = store.feed_state("statements")
+    assert state and state.baseline_done and state.etag == '"v1"'
+
+
+def test_new_statements_get_one_row_per_active_subscriber(baseline: Store, now: datetime) -> None:
+    baseline.subscribe(2, "private", now)
+    baseline.deactivate(2, "/stop", now)
+    report = baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    assert (report.pushed, report.deliveries) == (2, 4)
+    assert statuses(baseline) == [
+        ("-100", "k3", PENDING), ("-100", "k4", PENDING), ("1", "k3", PENDING), ("1", "k4", PENDING)
+    ]  # fmt: skip
+
+
+def test_poll_and_outbox_are_one_transaction(baseline: Store, now: datetime) -> None:
+    """If writing the outbox fails, the new statements are not recorded either."""
+    baseline.db.execute(
+        "CREATE TRIGGER fail_outbox BEFORE INSERT ON deliveries "
+        "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
+    )
+    with pytest.raises(sqlite3.DatabaseError):
+        baseline.record_poll(FEED, feed(1, 2, 3), now)
+    baseline.db.execute("DROP TRIGGER fail_outbox")
+    assert baseline.statement_count() == 2
+    report = baseline.record_poll(FEED, feed(1, 2, 3), now)  # so the next poll still sees it new
+    assert report.pushed == 1
+
+
+def test_edit_updates_without_a_new_delivery(baseline: Store, now: datetime) -> None:
+    report = baseline.record_poll(FEED, [st(2, "Corrected"), st(1)], now)
+    assert (report.updated, report.deliveries) == (1, 0)
+    assert baseline.latest(1)[0].title == "Corrected"
+
+
+def test_due_deliveries_one_per_chat_oldest_first(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    due = baseline.due_deliveries(now, 100)
+    assert sorted((d.subscriber.chat_id, d.statement.key) for d in due) == [(-100, "k3"), (1, "k3")]
+    for d in due:
+        baseline.mark_sending(d.id, now)
+        baseline.mark_sent(d.id, 10, now)
+    assert {d.statement.key for d in baseline.due_deliveries(now, 100)} == {"k4"}
+
+
+def test_a_chat_waiting_for_a_retry_gets_nothing_newer(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    head = next(d for d in baseline.due_deliveries(now, 100) if d.subscriber.chat_id == 1)
+    baseline.mark_sending(head.id, now)
+    baseline.mark_retry(head.id, "timed out", now + timedelta(minutes=1))
+    assert [d.subscriber.chat_id for d in baseline.due_deliveries(now, 100)] == [-100]
+    later = baseline.due_deliveries(now + timedelta(minutes=2), 100)
+    assert {(d.subscriber.chat_id, d.statement.key) for d in later} == {(1, "k3"), (-100, "k3")}
+
+
+def test_deactivate_closes_pending_rows(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    assert baseline.deactivate(1, "Forbidden: bot was blocked by the user", now)
+    assert not baseline.deactivate(1, "again", now)
+    assert ("1", "k3", CLOSED) in statuses(baseline)
+    sub = baseline.subscriber(1)
+    assert sub and not sub.active and sub.reason and "blocked" in sub.reason
+    assert [d.subscriber.chat_id for d in baseline.due_deliveries(now, 100)] == [-100]
+
+
+def test_resubscribe_is_idempotent(store: Store, now: datetime) -> None:
+    assert store.subscribe(5, "private", now)
+    assert not store.subscribe(5, "private", now)
+    store.deactivate(5, "/stop", now)
+    assert store.subscribe(5, "private", now)
+    assert store.active_subscriber_count() == 1
+
+
+def test_migrated_chat_keeps_its_pending_rows(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    baseline.migrate_chat(-100, -1009, now)
+    due = baseline.due_deliveries(now, 100)
+    assert sorted(d.subscriber.chat_id for d in due) == [-1009, 1]
+    assert baseline.subscriber(-100) is None
+
+
+def test_in_flight_rows_are_released_after_a_crash(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    due = baseline.due_deliveries(now, 100)
+    baseline.mark_sending(due[0].id, now)
+    assert (due[0].subscriber.chat_id == 1 and ("1", "k3", SENDING) in statuses(baseline)) or (
+        ("-100", "k3", SENDING) in statuses(baseline)
+    )
+    assert baseline.release_in_flight() == 1
+    assert len(baseline.due_deliveries(now, 100)) == 2
+
+
+def test_failed_rows_do_not_block_the_chat(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    for d in baseline.due_deliveries(now, 100):
+        baseline.mark_failed(d.id, "Bad Request: can't parse entities")
+    assert {d.statement.key for d in baseline.due_deliveries(now, 100)} == {"k4"}
+    assert baseline.status().failed == 2
+    assert ("1", "k3", FAILED) in statuses(baseline)
+
+
+def test_console_chat_is_drained_apart(baseline: Store, now: datetime) -> None:
+    baseline.subscribe("console", "console", now)
+    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    assert {d.subscriber.chat_id for d in baseline.due_deliveries(now, 100)} == {1, -100}
+    assert [d.subscriber.chat_id for d in baseline.due_deliveries(now, 100, "console")] == [
+        "console"
+    ]
+
+
+def test_status_counts(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    status = baseline.status()
+    assert (status.statements, status.active_subscribers, status.pending) == (3, 2, 2)
+    assert [f.name for f in status.feeds] == ["statements"]
+
+
+def test_backup_is_a_consistent_copy(baseline: Store, tmp_path: Path, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    target = tmp_path / "backup" / "copy.sqlite3"
+    baseline.backup(target)
+    copy = Store.open(target)
+    assert copy.statement_count() == 3
+    assert copy.active_subscriber_count() == 2
+    copy.close()
+
+
+def test_restart_keeps_everything(tmp_path: Path, now: datetime) -> None:
+    path = tmp_path / "bot.sqlite3"
+    first = Store.open(path)
+    first.subscribe(1, "private", now)
+    first.record_poll(FEED, feed(1, 2), now)
+    first.record_poll(FEED, feed(1, 2, 3), now)
+    first.close()
+    again = Store.open(path)
+    report = again.record_poll(FEED, feed(1, 2, 3), now)
+    assert (report.pushed, report.deliveries) == (0, 0)
+    assert [d.statement.key for d in again.due_deliveries(now, 10)] == ["k3"]
+    again.close()
+
+
+def test_sent_row_records_the_message_id(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    d = baseline.due_deliveries(now, 1)[0]
+    baseline.mark_sending(d.id, now)
+    baseline.mark_sent(d.id, 4242, now)
+    row = baseline.db.execute("SELECT status, message_id, attempts FROM deliveries WHERE id = ?",
+                              [d.id]).fetchone()  # fmt: skip
+    assert tuple(row) == (SENT, 4242, 1)
