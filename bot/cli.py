@@ -7,17 +7,21 @@ import asyncio
 import contextlib
 import logging
 import signal
+import sqlite3
 import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 from bot import __version__, commands
 from bot.config import Config, ConfigError, config_path_from, load_config
 from bot.console import ConsoleAdmin, ConsoleSender, as_console_text, console_loop
 from bot.fetch import make_client
+from bot.health import assess
 from bot.logs import configure_logging
 from bot.migrations import SchemaTooNewError
 from bot.service import Service, utc_now
-from bot.store import CONSOLE_CHAT_ID, Store
+from bot.store import CONSOLE_CHAT_ID, SchemaMismatchError, Store
+from bot.telegram_bot import TokenError, read_token, run_telegram
 
 logger = logging.getLogger("bot")
 
@@ -38,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run the bot (Telegram, or --console)")
+    run = sub.add_parser(
+        "run", help="run the bot on Telegram ($TELEGRAM_BOT_TOKEN), or --console without it"
+    )
     run.add_argument(
         "--console",
         action="store_true",
@@ -53,6 +59,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     latest = sub.add_parser("latest", help="print the newest statement, or a list of N")
     latest.add_argument("n", nargs="?", help=f"how many (1-{commands.MAX_LATEST})")
+
+    sub.add_parser("health", help="exit 0 when the database opens and every feed was read lately")
+
+    backup = sub.add_parser(
+        "backup", help="write a consistent copy of the database, also while running"
+    )
+    backup.add_argument("path", help="the file to write (it must not exist)")
 
     return parser
 
@@ -74,14 +87,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "counters":
         return _print_counters(config, args.at)
     try:
+        if args.command == "health":
+            return _health(config)
+        if args.command == "backup":
+            return _backup(config, Path(args.path))
         if args.command == "latest":
             return _print_latest(config, [args.n] if args.n is not None else [])
         if args.command == "run" and args.console:
             return asyncio.run(run_console(config, once=args.once))
         if args.command == "run":
-            print("statement-bot: the Telegram mode is not built yet; use run --console",
-                  file=sys.stderr)  # fmt: skip
-            return 2
+            try:
+                token = read_token()
+            except TokenError as exc:
+                print(f"statement-bot: {exc}", file=sys.stderr)
+                return 2
+            return asyncio.run(run_telegram(config, token))
     except SchemaTooNewError as exc:
         print(f"statement-bot: {exc}", file=sys.stderr)
         return 2
@@ -103,6 +123,45 @@ def _print_counters(config: Config, at: str | None) -> int:
     else:
         moment = datetime.now(UTC)
     print(as_console_text(commands.counters_reply(config, moment)))
+    return 0
+
+
+def _health(config: Config) -> int:
+    try:
+        store = Store.open_readonly(config.database_path)
+    except (OSError, sqlite3.Error, SchemaMismatchError) as exc:
+        print(f"unhealthy: database {config.database_path}: {exc}")
+        return 1
+    try:
+        verdict = assess(store.status(), config, utc_now())
+    except sqlite3.Error as exc:
+        print(f"unhealthy: database {config.database_path}: {exc}")
+        return 1
+    finally:
+        store.close()
+    print("healthy" if verdict.ok else "unhealthy")
+    for line in verdict.lines:
+        print(f"  {line}")
+    return 0 if verdict.ok else 1
+
+
+def _backup(config: Config, target: Path) -> int:
+    if target.exists():
+        print(f"statement-bot: {target} exists; choose a new file name", file=sys.stderr)
+        return 2
+    try:
+        store = Store.open_readonly(config.database_path)
+        try:
+            store.backup(target)
+            copy = Store.open_readonly(target)
+            counts = (copy.statement_count(), copy.active_subscriber_count())
+            copy.close()
+        finally:
+            store.close()
+    except (OSError, sqlite3.Error, SchemaMismatchError) as exc:
+        print(f"statement-bot: backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup written to {target}: {counts[0]} statements, {counts[1]} subscribers")
     return 0
 
 
@@ -140,12 +199,15 @@ async def run_console(config: Config, *, once: bool) -> int:
             "Type /latest, /latest 5, /counters, /status, /poll or /help. Ctrl-C stops.\n"
         )
         out.flush()
+        # Read the feeds before taking commands, so that /latest has something to show.
+        await service.poll_all()
+        await service.drain()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
-        service.start_scheduler()
+        service.start_scheduler(poll_now=False)
         await console_loop(service, config, store, out, utc_now, stop)
         return 0
     finally:

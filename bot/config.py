@@ -62,6 +62,8 @@ class Config:
     max_feed_bytes: int = 5 * 1024 * 1024
     failure_alert_after: int = 3  # consecutive failed polls before admins are told
     max_backoff: float = 3600.0
+    send_retry_base: float = 5.0  # first wait before resending after a network error, seconds
+    send_max_attempts: int = 5  # then the delivery is marked failed and the admins are told
     api_base_url: str | None = None
     source: Path | None = field(default=None, compare=False)
 
@@ -82,6 +84,8 @@ _BOT_KEYS = {
     "max_feed_bytes",
     "failure_alert_after",
     "max_backoff",
+    "send_retry_base",
+    "send_max_attempts",
     "api_base_url",
 }
 _FEED_KEYS = {"name", "url", "interval", "jitter", "announce_first", "flood_limit"}
@@ -152,6 +156,8 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     max_feed_bytes = _int(bot, "max_feed_bytes", 5 * 1024 * 1024, 1024, 1 << 30, "bot.", problems)
     failure_alert_after = _int(bot, "failure_alert_after", 3, 1, 1000, "bot.", problems)
     max_backoff = _number(bot, "max_backoff", 3600.0, 1, 7 * 86400, "bot.", problems)
+    send_retry_base = _number(bot, "send_retry_base", 5.0, 0.1, 3600, "bot.", problems)
+    send_max_attempts = _int(bot, "send_max_attempts", 5, 1, 100, "bot.", problems)
 
     api_base_url = env.get(API_BASE_URL_ENV) or bot.get("api_base_url")
     if api_base_url is not None and (
@@ -180,6 +186,8 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         max_feed_bytes=max_feed_bytes,
         failure_alert_after=failure_alert_after,
         max_backoff=max_backoff,
+        send_retry_base=send_retry_base,
+        send_max_attempts=send_max_attempts,
         api_base_url=api_base_url,
         source=source,
     )

@@ -6,6 +6,8 @@ import calendar
 import hashlib
 import io
 import logging
+import re
+import xml.sax
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -37,16 +39,25 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> lis
         headers["content-type"] = content_type
     # A stream, never a str: feedparser would treat a str that looks like a URL as one to fetch.
     parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
+    problem = parsed.get("bozo_exception")
+    if not parsed.entries and (
+        _looks_like_html(body, None)
+        or (not parsed.get("version") and content_type_is_html(content_type))
+    ):
+        raise FeedFormatError(
+            "the server sent an HTML page, not a feed (an error or bot-protection page?)"
+        )
     if not parsed.get("version") and not parsed.entries:
-        if _looks_like_html(body, content_type):
-            raise FeedFormatError(
-                "the server sent an HTML page, not a feed (an error or bot-protection page?)"
-            )
-        reason = parsed.get("bozo_exception") or "no RSS or Atom elements found"
-        raise FeedFormatError(f"not a feed: {reason}")
+        raise FeedFormatError(f"not a feed: {problem or 'no RSS or Atom elements found'}")
+    if isinstance(problem, xml.sax.SAXParseException):
+        # feedparser salvages broken XML; a document cut off mid-way would then push half items
+        # under made-up keys and overwrite good stored text, so only a complete one is used.
+        if not parsed.entries:
+            raise FeedFormatError(f"not well-formed XML, no entries could be read: {problem}")
+        if not _ends_with_root_close(body):
+            raise FeedFormatError(f"the document is cut off: {problem}")
     if parsed.get("bozo"):
-        logger.info("feed %s is not well-formed (%s); using what could be read",
-                    url, parsed.get("bozo_exception"))  # fmt: skip
+        logger.info("feed %s is not well-formed (%s); using what could be read", url, problem)
     statements = []
     for entry in parsed.entries:
         try:
@@ -116,8 +127,22 @@ def _published(entry: Mapping[str, Any]) -> datetime | None:
     return None
 
 
+def content_type_is_html(content_type: str | None) -> bool:
+    return bool(content_type) and content_type.split(";")[0].strip().lower() == "text/html"
+
+
 def _looks_like_html(body: bytes, content_type: str | None) -> bool:
-    if content_type and content_type.split(";")[0].strip().lower() == "text/html":
+    if content_type_is_html(content_type):
         return True
     head = body[:1024].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
+
+
+_ROOT_CLOSE = re.compile(rb"</\s*(?:[\w.-]+:)?(?:rss|feed|rdf)\s*>\s*(?:<!--.*?-->\s*)*\Z",
+                         re.IGNORECASE | re.DOTALL)  # fmt: skip
+
+
+def _ends_with_root_close(body: bytes) -> bool:
+    """Does the document end with its root element's closing tag (</rss>, </feed>, </rdf:RDF>)?"""
+    tail = body[-4096:].replace(b"\x00", b"")  # UTF-16 documents: drop the zero bytes
+    return bool(_ROOT_CLOSE.search(tail))

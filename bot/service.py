@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -45,6 +45,7 @@ class Service:
         self.config = config
         self.store = store
         self.clock = clock
+        self.notify_admins = notify_admins
         self.poller = Poller(config, store, client, notify_admins, clock)
         self.engine = DeliveryEngine(
             store,
@@ -54,6 +55,8 @@ class Service:
             clock,
             kind=delivery_kind,
             concurrency=concurrency,
+            max_attempts=config.send_max_attempts,
+            retry_base=config.send_retry_base,
         )
         self.scheduler: AsyncIOScheduler | None = None
         self._drain_task: asyncio.Task[None] | None = None
@@ -80,6 +83,10 @@ class Service:
             return
         self._drain_task = asyncio.create_task(self._drain_loop(), name="drain-outbox")
 
+    async def _sweep(self) -> None:
+        # A coroutine on purpose: APScheduler runs plain functions in a thread, without a loop.
+        self.kick_delivery()
+
     async def _drain_loop(self) -> None:
         while True:
             self._drain_again = False
@@ -90,24 +97,26 @@ class Service:
             if not self._drain_again:
                 return
 
-    def start_scheduler(self) -> AsyncIOScheduler:
-        """Each feed polls on its own interval (first poll now); a sweep picks up retries."""
+    def start_scheduler(self, *, poll_now: bool = True) -> AsyncIOScheduler:
+        """Each feed polls on its own interval (the first poll now, unless just polled);
+        a sweep picks up deliveries waiting for a retry."""
         scheduler = AsyncIOScheduler(timezone=UTC)
         for feed in self.config.feeds:
+            first = self.clock() if poll_now else self.clock() + timedelta(seconds=feed.interval)
             scheduler.add_job(
                 self.poll_feed,
                 "interval",
                 args=[feed],
                 seconds=feed.interval,
                 jitter=feed.jitter or None,
-                next_run_time=self.clock(),
+                next_run_time=first,
                 id=f"poll:{feed.name}",
                 max_instances=1,
                 coalesce=True,
                 misfire_grace_time=max(1, int(feed.interval)),
             )
         scheduler.add_job(
-            self.kick_delivery,
+            self._sweep,
             "interval",
             seconds=RETRY_SWEEP_SECONDS,
             id="delivery-sweep",

@@ -44,6 +44,10 @@ def chat_id_value(text: str) -> int | str:
         return text
 
 
+class SchemaMismatchError(Exception):
+    """The database is not at the schema version this code reads."""
+
+
 @dataclass(frozen=True)
 class FeedState:
     name: str
@@ -114,6 +118,30 @@ class Store:
             logger.info("database %s migrated to schema version %s", path, applied[-1])
         return cls(db, path)
 
+    @classmethod
+    def open_readonly(cls, path: Path) -> Store:
+        """Open an existing database without writing to it (health checks, backups).
+
+        It must have exactly the schema this code knows: anything else is the running bot's
+        business (it migrates at start-up) or a newer bot's.
+        """
+        if not path.is_file():
+            raise FileNotFoundError(f"no database at {path}")
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                               isolation_level=None, timeout=30)  # fmt: skip
+        db = sqlite_utils.Database(conn)
+        try:
+            version = schema_version(db)
+        except BaseException:
+            conn.close()
+            raise
+        if version != LATEST_VERSION:
+            conn.close()
+            raise SchemaMismatchError(
+                f"the database has schema version {version}; this bot uses {LATEST_VERSION}"
+            )
+        return cls(db, path)
+
     def close(self) -> None:
         self.db.close()
 
@@ -121,8 +149,12 @@ class Store:
 
     def ensure_feed(self, feed: FeedConfig) -> None:
         self.db.execute(
+            # A new URL must not be asked with the old URL's validators (it would get a 304).
             "INSERT INTO feeds (name, url) VALUES (?, ?) "
-            "ON CONFLICT (name) DO UPDATE SET url = excluded.url",
+            "ON CONFLICT (name) DO UPDATE SET url = excluded.url, "
+            "etag = CASE WHEN url = excluded.url THEN etag END, "
+            "last_modified = CASE WHEN url = excluded.url THEN last_modified END, "
+            "redirected_to = CASE WHEN url = excluded.url THEN redirected_to END",
             [feed.name, feed.url],
         )
 
@@ -325,6 +357,12 @@ class Store:
     def subscriber(self, chat_id: int | str) -> Subscriber | None:
         row = self._subscriber_row(chat_id)
         return _subscriber(row) if row else None
+
+    def active_chat_ids(self, kind: str) -> list[int | str]:
+        rows = self.db.execute(
+            "SELECT chat_id FROM subscribers WHERE kind = ? AND active = 1", [kind]
+        ).fetchall()
+        return [chat_id_value(r[0]) for r in rows]
 
     def active_subscriber_count(self) -> int:
         return int(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -151,3 +152,42 @@ def test_database_from_a_newer_version_is_refused(workdir: Path) -> None:
     assert result.returncode == 2
     assert "newer than this bot knows" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_health_and_backup(workdir: Path, tmp_path: Path) -> None:
+    missing = bot(workdir, "health")
+    assert missing.returncode == 1 and missing.stdout.startswith("unhealthy: database")
+    bot(workdir, "run", "--console", "--once")
+    healthy = bot(workdir, "health")
+    assert healthy.returncode == 0, healthy.stdout
+    assert healthy.stdout.splitlines()[0] == "healthy"
+    assert re.fullmatch(r"  feed statements: read \d+ s ago", healthy.stdout.splitlines()[1])
+
+    target = tmp_path / "backups" / "bot-backup.sqlite3"
+    made = bot(workdir, "backup", str(target))
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == f"backup written to {target}: 12 statements, 0 subscribers"
+    again = bot(workdir, "backup", str(target))
+    assert again.returncode == 2 and "exists" in again.stderr
+
+    # Restore: stop the bot, put the copy in place of the database, start again.
+    for leftover in (workdir / "state").glob("bot.sqlite3*"):
+        leftover.unlink()
+    shutil.copy(target, workdir / "state" / "bot.sqlite3")
+    restored = bot(workdir, "latest", "2")
+    assert restored.returncode == 0 and restored.stdout.startswith("25.10.2021 - ")
+
+
+def test_json_logs(workdir: Path) -> None:
+    import json
+
+    result = bot(workdir, "--log-format", "json", "health")
+    assert result.returncode == 1
+    run = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(workdir / "config" / "bot.toml"),
+         "--log-format", "json", "run", "--console", "--once"],
+        capture_output=True, text=True, timeout=60, cwd=workdir,
+    )  # fmt: skip
+    records = [json.loads(line) for line in run.stderr.splitlines()]
+    assert {"time", "level", "logger", "message"} <= set(records[0])
+    assert any(r["logger"] == "bot.poller" and "3 new to push" in r["message"] for r in records)

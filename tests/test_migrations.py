@@ -69,3 +69,38 @@ def test_a_failing_migration_leaves_no_half_schema(tmp_path: Path, monkeypatch) 
     assert "half" not in tables and "statements" in tables
     assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
     conn.close()
+
+
+def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """An old volume: a schema-1 database with data, opened by code with a newer migration."""
+    from datetime import UTC, datetime
+
+    from bot.config import FeedConfig
+    from bot.model import Statement
+
+    path = tmp_path / "bot.sqlite3"
+    old = Store.open(path)
+    now = datetime(2021, 10, 26, tzinfo=UTC)
+    feed = FeedConfig("statements", "https://example.org/rss")
+    old.subscribe(1, "private", now)
+    old.record_poll(feed, [Statement("k1", "One", "", now, "")], now)
+    old.record_poll(
+        feed, [Statement("k2", "Two", "", now, ""), Statement("k1", "One", "", now, "")], now
+    )
+    old.close()
+
+    def m002_subscriber_language(db) -> None:
+        db.execute("ALTER TABLE subscribers ADD COLUMN language TEXT NOT NULL DEFAULT 'en'")
+
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (2, m002_subscriber_language)])
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 2)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", 2)
+    new = Store.open(path)
+    assert new.statement_count() == 2
+    assert new.active_subscriber_count() == 1
+    [due] = new.due_deliveries(now, 10)
+    assert due.statement.title == "Two" and due.subscriber.chat_id == 1
+    assert new.db.execute("SELECT language FROM subscribers").fetchone()[0] == "en"
+    new.close()

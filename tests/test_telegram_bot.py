@@ -1,0 +1,446 @@
+"""The real bot, as a process, against a fake Bot API server and a feed server on 127.0.0.1.
+
+python-telegram-bot's own HTTP stack talks to the fake; every bot process's log is checked for
+the token when it ends.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from bot.store import Store
+from tests.conftest import GLUSHKOV, SALISBURY, SAMPLES
+from tests.fakes.bot_api import FakeBotAPI, SentMessage
+from tests.fakes.feed_server import FeedServer
+
+TOKEN = "123456:AAH-statement-bot-test-token-0123456789"
+BOT_NAME = "statement_test_bot"
+ADMIN = 4242
+RSS_TYPE = "application/rss+xml; charset=utf-8"
+NEW_TITLES = [
+    "Embassy comment on the UN Climate Change Conference (COP26) in Glasgow",
+    "Consular Section will be closed on 4 November \u2013 День народного единства",
+]
+
+
+def feed_with_extra_item(number: int, title: str) -> bytes:
+    """The next-poll sample with one more item on top (published after all the others)."""
+    text = (SAMPLES / "embassy-rss-next.xml").read_text(encoding="utf-8")
+    item = (
+        f"<item><title>{title}</title><link>https://www.rusemb.org.uk/fnapr/{number}</link>"
+        f"<guid>https://www.rusemb.org.uk/fnapr/{number}</guid>"
+        f"<pubDate>Thu, 28 Oct 2021 12:00:00 +0300</pubDate>"
+        f"<description>Lead of {title}.</description></item>"
+    )
+    return text.replace("<item>", item + "\n<item>", 1).encode("utf-8")
+
+
+class BotProcess:
+    """`statement-bot run` in a subprocess, its log kept in a file."""
+
+    def __init__(self, root: Path, api: FakeBotAPI, feed_url: str, **bot_keys: object) -> None:
+        self.root = root
+        self.api = api
+        self.config = root / "config" / "bot.toml"
+        self.log_path = root / f"bot-{time.monotonic_ns()}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        keys: dict[str, object] = {
+            "state": str(root / "state"),
+            "timezone": "Europe/London",
+            "clocks": ["Europe/Moscow", "Europe/London"],
+            "admins": [ADMIN],
+            "send_retry_base": 0.3,
+            "send_max_attempts": 3,
+            "failure_alert_after": 2,
+            "max_backoff": 2,
+            **bot_keys,
+        }
+        lines = ["[bot]", *(f"{k} = {_toml(v)}" for k, v in keys.items())]
+        lines += ["[[feeds]]", 'name = "statements"', f'url = "{feed_url}"', "interval = 1",
+                  "jitter = 0"]  # fmt: skip
+        for since, text in (("2018-03-04", SALISBURY), ("2018-03-12", GLUSHKOV)):
+            lines += ["[[counters]]", f"since = {since}", f"text = {_toml(text)}"]
+        self.config.parent.mkdir(parents=True, exist_ok=True)
+        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    def start(self, *args: str, token: str = TOKEN, wait: bool = True) -> BotProcess:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "STATEMENT"))}
+        env.update(TELEGRAM_BOT_TOKEN=token, TELEGRAM_API_BASE_URL=self.api.base_url)
+        self.log_file = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(self.config), *args, "run"],
+            stdout=self.log_file, stderr=subprocess.STDOUT, env=env, cwd=self.root,
+        )  # fmt: skip
+        if wait:
+            calls = len(self.api.calls_to("getUpdates"))
+            self.api.wait_for_call("getUpdates", calls + 1, timeout=20)
+        return self
+
+    def stop(self, timeout: float = 10) -> int:
+        assert self.proc
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        assert self.proc
+        self.proc.kill()
+        self.proc.wait(10)
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+
+def _toml(value: object) -> str:
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml(v) for v in value) + "]"
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+@pytest.fixture
+def api() -> Iterator[FakeBotAPI]:
+    with FakeBotAPI(token=TOKEN, username=BOT_NAME) as fake:
+        yield fake
+        assert fake.unknown_calls == []
+
+
+@pytest.fixture
+def feeds() -> Iterator[FeedServer]:
+    with FeedServer() as server:
+        server.set("/feed.xml", (SAMPLES / "embassy-rss.xml").read_bytes(), content_type=RSS_TYPE,
+                   etag='"v1"')  # fmt: skip
+        yield server
+
+
+@pytest.fixture
+def start_bot(
+    tmp_path: Path, api: FakeBotAPI, feeds: FeedServer
+) -> Iterator[Callable[..., BotProcess]]:
+    """Start bots; at the end each is stopped and its whole log is checked for the token."""
+    bots: list[BotProcess] = []
+
+    def start(*args: str, wait_baseline: bool = True, **bot_keys: object) -> BotProcess:
+        bot = BotProcess(tmp_path, api, feeds.url("/feed.xml"), **bot_keys).start(*args)
+        bots.append(bot)
+        if wait_baseline:
+            wait_until(lambda: _baseline_done(tmp_path), "the first poll")
+        return bot
+
+    yield start
+    for bot in bots:
+        if bot.proc and bot.proc.poll() is None:
+            bot.kill()
+        assert TOKEN not in bot.log
+        assert TOKEN.split(":")[1] not in bot.log
+    database = tmp_path / "state" / "bot.sqlite3"
+    if database.exists():
+        assert TOKEN.encode() not in database.read_bytes()
+
+
+def _baseline_done(root: Path) -> bool:
+    path = root / "state" / "bot.sqlite3"
+    if not path.exists():
+        return False
+    conn = sqlite3.connect(path, timeout=5)
+    try:
+        row = conn.execute("SELECT baseline_done FROM feeds").fetchone()
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+    return bool(row and row[0])
+
+
+def wait_until(condition: Callable[[], bool], what: str, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"waited {timeout} s for {what}")
+        time.sleep(0.05)
+
+
+def say(api: FakeBotAPI, chat_id: int, text: str, **kw: object) -> list[SentMessage]:
+    """Send `text` as a user and return the bot's answer(s) to that chat."""
+    before = len(api.sent_messages(chat_id))
+    api.push_message(chat_id, text, **kw)  # type: ignore[arg-type]
+    return api.wait_for_messages(before + 1, chat_id=chat_id)[before:]
+
+
+def titles(messages: list[SentMessage]) -> list[str]:
+    """First line of each push, without the bold markup."""
+    return [re.sub(r"</?b>", "", m.text.split("\n", 1)[0]) for m in messages]
+
+
+# ---- users ----------------------------------------------------------------------------------
+
+
+def test_private_chat_subscribes_gets_new_statements_once_in_order_and_unsubscribes(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer, tmp_path: Path
+) -> None:
+    start_bot()
+    commands = [c["command"] for c in api.commands()]
+    assert commands == ["start", "stop", "latest", "counters", "help"]
+
+    [welcome] = say(api, 1001, "/start")
+    assert welcome.text.startswith("Subscribed.")
+    assert "President Putin's telephone conversation" in welcome.text  # the newest statement
+    assert welcome.parse_mode == "HTML"
+    assert welcome.link_preview_options == {"is_disabled": True}
+    [again] = say(api, 1001, "/start")
+    assert again.text.startswith("This chat is already subscribed")
+
+    feeds.set("/feed.xml", (SAMPLES / "embassy-rss-next.xml").read_bytes(), content_type=RSS_TYPE,
+              etag='"v2"')  # fmt: skip
+    pushes = api.wait_for_messages(4, chat_id=1001)[2:]
+    assert titles(pushes) == NEW_TITLES
+    assert "days have passed since the Salisbury incident" in pushes[0].text
+    time.sleep(2.5)  # more polls: the edit, the dropped item and the rest push nothing
+    assert len(api.sent_messages(1001)) == 4
+
+    [bye] = say(api, 1001, "/stop")
+    assert bye.text.startswith("Unsubscribed")
+    [not_sub] = say(api, 1001, "/stop")
+    assert not_sub.text.startswith("This chat is not subscribed")
+    feeds.set("/feed.xml", feed_with_extra_item(7015, "After stop"), content_type=RSS_TYPE)
+    wait_until(lambda: "After stop" in stored_titles(tmp_path), "the poll after /stop")
+    time.sleep(0.5)
+    assert len(api.sent_messages(1001)) == 6  # the two /stop replies, no push
+
+
+def stored_titles(root: Path) -> list[str]:
+    conn = sqlite3.connect(root / "state" / "bot.sqlite3", timeout=5)
+    try:
+        return [r[0] for r in conn.execute("SELECT title FROM statements")]
+    finally:
+        conn.close()
+
+
+def test_commands_answer_everyone(start_bot: Callable[..., BotProcess], api: FakeBotAPI) -> None:
+    start_bot()
+    [latest] = say(api, 1002, "/latest")
+    assert latest.text.startswith("<b>President Putin's telephone conversation")
+    assert "days have passed since the death of Nikolay Glushkov" in latest.text
+    [listing] = say(api, 1002, "/latest 3")
+    dates = [line[:10] for line in listing.text.splitlines()]
+    assert dates == ["25.10.2021", "22.10.2021", "21.10.2021"]
+    [bad] = say(api, 1002, "/latest lots")
+    assert bad.text == "Usage: /latest or /latest N, where N is a whole number from 1 to 20."
+    [counters] = say(api, 1002, "/counters")
+    assert re.search(r"Moscow: \d\d:\d\d\nLondon: \d\d:\d\d", counters.text)
+    assert "days have passed since the Salisbury incident" in counters.text
+    [helped] = say(api, 1002, "/help")
+    assert "/latest" in helped.text and "/status" not in helped.text
+    [unknown] = say(api, 1002, "/frobnicate")
+    assert unknown.text == "I don't know that command. /help lists what I can do."
+
+
+def test_groups_only_admins_subscribe_and_topics_get_their_pushes(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer
+) -> None:
+    group, forum = -2001, -1002002
+    api.set_chat(group, chat_type="group", title="Readers")
+    api.set_admins(group, [501])
+    api.set_chat(forum, chat_type="supergroup", title="Forum", is_forum=True)
+    api.set_admins(forum, [], creator_id=502)
+    start_bot()
+
+    [refused] = say(api, group, f"/start@{BOT_NAME}", user_id=600)
+    assert refused.text == "Only the group's administrators can subscribe it."
+    [ok] = say(api, group, f"/start@{BOT_NAME}", user_id=501)
+    assert ok.text.startswith("Subscribed.")
+    [latest] = say(api, group, f"/latest@{BOT_NAME} 2", user_id=600)  # everyone may ask
+    assert latest.text.startswith("25.10.2021 - ")
+    before = len(api.sent_messages(group))
+    api.push_message(group, "/latest@some_other_bot", user_id=600)
+    api.push_message(group, "/unknown", user_id=600)  # unaddressed: maybe for another bot
+    [hint] = say(api, group, f"/unknown@{BOT_NAME}", user_id=600)
+    assert hint.text.startswith("I don't know that command")
+    assert len(api.sent_messages(group)) == before + 1
+
+    [topic_ok] = say(api, forum, "/start", user_id=502, message_thread_id=77, is_topic_message=True)
+    assert topic_ok.message_thread_id == 77
+
+    feeds.set("/feed.xml", (SAMPLES / "embassy-rss-next.xml").read_bytes(), content_type=RSS_TYPE)
+    group_pushes = api.wait_for_messages(before + 3, chat_id=group)[before + 1 :]
+    assert titles(group_pushes) == NEW_TITLES
+    forum_pushes = api.wait_for_messages(3, chat_id=forum)[1:]
+    assert titles(forum_pushes) == NEW_TITLES
+    assert {m.message_thread_id for m in forum_pushes} == {77}
+
+    [stop_refused] = say(api, group, "/stop", user_id=600)
+    assert stop_refused.text == "Only the group's administrators can unsubscribe it."
+
+
+def test_channels_from_the_config_get_every_push(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer
+) -> None:
+    api.set_chat(-1003003, chat_type="channel", title="News")
+    start_bot(channels=[-1003003])
+    feeds.set("/feed.xml", (SAMPLES / "embassy-rss-next.xml").read_bytes(), content_type=RSS_TYPE)
+    assert titles(api.wait_for_messages(2, chat_id=-1003003)) == NEW_TITLES
+
+
+def test_every_telegram_error_reply_is_handled(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer, tmp_path: Path
+) -> None:
+    blocked, missing, old_group, new_group, flooded, flaky, broken = (
+        3001, 3002, -3003, -1003004, 3005, 3006, 3007
+    )  # fmt: skip
+    api.set_chat(old_group, chat_type="group")
+    api.set_admins(old_group, [7777])
+    start_bot()
+    for chat in (blocked, missing, old_group, flooded, flaky, broken):
+        say(api, chat, "/start")
+    api.fail_chat(blocked, "blocked")
+    api.fail_chat(missing, "not_found")
+    api.fail_chat(old_group, "migrated", migrate_to_chat_id=new_group)
+    api.fail_chat(flooded, "flood", times=1, retry_after=2)
+    api.fail_chat(flaky, "server_error", times=2, status=502)
+    api.fail_chat(broken, "server_error", status=500)  # never recovers
+    published = time.time()
+    feeds.set("/feed.xml", (SAMPLES / "embassy-rss-next.xml").read_bytes(), content_type=RSS_TYPE)
+
+    assert titles(api.wait_for_messages(2, chat_id=new_group)) == NEW_TITLES
+    flooded_pushes = api.wait_for_messages(3, chat_id=flooded)[1:]
+    assert titles(flooded_pushes) == NEW_TITLES
+    assert flooded_pushes[0].time - published >= 2  # waited as told
+    assert titles(api.wait_for_messages(3, chat_id=flaky)[1:]) == NEW_TITLES
+    notices = api.wait_for_messages(2, chat_id=ADMIN, timeout=20)
+    assert all(f"to chat {broken}" in m.text for m in notices)
+    assert "Could not deliver" in notices[0].text
+
+    conn = sqlite3.connect(tmp_path / "state" / "bot.sqlite3", timeout=5)
+    subs = dict(
+        conn.execute("SELECT chat_id, active || ' ' || COALESCE(reason, '') FROM subscribers")
+    )
+    assert subs[str(blocked)].startswith("0 Forbidden: bot was blocked by the user")
+    assert subs[str(missing)] == "0 Chat not found"
+    assert str(old_group) not in subs and subs[str(new_group)].startswith("1 ")
+    statuses = dict(conn.execute(
+        "SELECT c.chat_id || '/' || s.key, d.status FROM deliveries d "
+        "JOIN subscribers c ON c.id = d.subscriber_id JOIN statements s ON s.id = d.statement_id"
+    ))  # fmt: skip
+    conn.close()
+    assert statuses[f"{blocked}/https://www.rusemb.org.uk/fnapr/7014"] == "closed"
+    assert statuses[f"{broken}/https://www.rusemb.org.uk/fnapr/7013"] == "failed"
+    assert len(api.sent_messages(blocked)) == 1  # only the /start reply
+
+
+def test_admin_commands_and_notices(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer
+) -> None:
+    start_bot()
+    [status] = say(api, ADMIN, "/status")
+    assert "Subscribers: 0" in status.text and "last success: " in status.text
+    [polled] = say(api, ADMIN, "/poll")
+    assert polled.text.startswith("statements: ")
+    [helped] = say(api, ADMIN, "/help")
+    assert "/status" in helped.text
+    for command in ("/status", "/poll"):
+        [refused] = say(api, 5555, command)
+        assert refused.text == "I don't know that command. /help lists what I can do."
+
+    feeds.status("/feed.xml", 500)
+    [notice] = api.wait_for_messages(4, chat_id=ADMIN, timeout=20)[3:]
+    assert "Feed statements has failed 2 polls in a row: HTTP 500" in notice.text
+    [status] = say(api, ADMIN, "/status")
+    assert re.search(r"last error \(\d+ in a row\): HTTP 500", status.text)
+    feeds.set("/feed.xml", (SAMPLES / "embassy-rss.xml").read_bytes(), content_type=RSS_TYPE)
+    [recovered] = api.wait_for_messages(6, chat_id=ADMIN, timeout=20)[5:]
+    assert "Feed statements works again" in recovered.text
+
+
+def test_restart_after_kill_9_during_fan_out_loses_nothing(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer, tmp_path: Path
+) -> None:
+    chats = list(range(10_001, 10_061))
+    bot = start_bot()
+    bot.stop()
+    store = Store.open(tmp_path / "state" / "bot.sqlite3")
+    for chat in chats:
+        store.subscribe(chat, "private", datetime.now(UTC))
+    store.close()
+    feeds.set("/feed.xml", (SAMPLES / "embassy-rss-next.xml").read_bytes(), content_type=RSS_TYPE)
+
+    first = start_bot(wait_baseline=False)
+    api.delay = 0.05
+    wait_until(lambda: len(api.sent_messages()) >= 30, "part of the fan-out", timeout=30)
+    first.kill()  # SIGKILL in the middle of 120 messages
+    sent_before_crash = len(api.sent_messages())
+    assert sent_before_crash < 2 * len(chats)
+
+    start_bot(wait_baseline=False)
+    wait_until(lambda: all(len(api.sent_messages(c)) >= 2 for c in chats), "every chat served", 60)
+    time.sleep(1)
+    duplicates = 0
+    for chat in chats:
+        received = titles(api.sent_messages(chat))
+        deduped = [t for i, t in enumerate(received) if i == 0 or received[i - 1] != t]
+        assert deduped == NEW_TITLES, chat
+        duplicates += len(received) - len(deduped)
+        assert len(received) - len(deduped) <= 1  # only the message in flight to that chat
+    assert duplicates <= 64  # at most one in flight per chat, 64 chats at a time
+
+
+def test_sigterm_stops_within_seconds(start_bot: Callable[..., BotProcess]) -> None:
+    bot = start_bot()
+    started = time.monotonic()
+    assert bot.stop() == 0
+    assert time.monotonic() - started < 5
+    assert "stopping" in bot.log
+
+
+def test_missing_or_rejected_token(tmp_path: Path, api: FakeBotAPI, feeds: FeedServer) -> None:
+    bot = BotProcess(tmp_path, api, feeds.url("/feed.xml"))
+    bot.start(token="", wait=False)
+    assert bot.proc and bot.proc.wait(20) == 2
+    assert "no bot token: set TELEGRAM_BOT_TOKEN" in bot.log
+    assert "Traceback" not in bot.log
+
+    wrong = "999:wrong-token-value"
+    bot.start(token=wrong, wait=False)
+    assert bot.proc.wait(20) == 2
+    assert "Telegram rejected the token" in bot.log
+    assert "Traceback" not in bot.log and wrong not in bot.log
+
+
+def test_token_from_a_file_and_never_in_debug_logs(
+    tmp_path: Path, api: FakeBotAPI, feeds: FeedServer
+) -> None:
+    """Container secrets: TELEGRAM_BOT_TOKEN_FILE; even DEBUG logs never show the token."""
+    secret = tmp_path / "token"
+    secret.write_text(TOKEN + "\n", encoding="utf-8")
+    bot = BotProcess(tmp_path, api, feeds.url("/feed.xml"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "STATEMENT"))}
+    env.update(TELEGRAM_BOT_TOKEN_FILE=str(secret), TELEGRAM_API_BASE_URL=api.base_url)
+    with bot.log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "bot", "--config", str(bot.config), "--log-level", "DEBUG",
+             "run"],
+            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        try:
+            api.wait_for_call("getUpdates", timeout=20)
+            say(api, 1009, "/start")
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(10) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    log_text = bot.log
+    assert "logged in as @statement_test_bot" in log_text
+    assert "sendMessage" in log_text  # DEBUG shows the requests, yet
+    assert TOKEN not in log_text and TOKEN.split(":")[1] not in log_text
