@@ -161,7 +161,7 @@ def _backup(config: Config, target: Path) -> int:
     except (OSError, sqlite3.Error, SchemaMismatchError) as exc:
         print(f"statement-bot: backup failed: {exc}", file=sys.stderr)
         return 1
-    print(f"backup written to {target}: {counts[0]} statements, {counts[1]} subscribers")
+    print(f"backup written to {target} (statements: {counts[0]}, subscribers: {counts[1]})")
     return 0
 
 

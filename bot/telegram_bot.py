@@ -14,7 +14,7 @@ import signal
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
-from telegram import BotCommand, LinkPreviewOptions, Message, Update
+from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType, ParseMode
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
@@ -281,9 +281,7 @@ async def run_telegram(config: Config, token: str) -> int:
             logger.warning("%d messages were in flight at the last stop; sending them again",
                            released)  # fmt: skip
         add_handlers(app, Handlers(config, store, service))
-        await app.bot.set_my_commands(
-            [BotCommand(name, text) for name, text in commands.PUBLIC_COMMANDS]
-        )
+        await _register_commands(app, config)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -309,6 +307,17 @@ async def run_telegram(config: Config, token: str) -> int:
             await app.shutdown()
         await client.aclose()
         store.close()
+
+
+async def _register_commands(app: Application, config: Config) -> None:
+    """Everyone's menu shows the public commands; each admin's private chat shows theirs too."""
+    await app.bot.set_my_commands([BotCommand(n, t) for n, t in commands.PUBLIC_COMMANDS])
+    admin_menu = [BotCommand(n, t) for n, t in commands.PUBLIC_COMMANDS + commands.ADMIN_COMMANDS]
+    for admin in config.admins:
+        try:
+            await app.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin))
+        except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
+            logger.warning("could not set the admin menu for %s: %s", admin, exc)
 
 
 def _sync_subscribers(config: Config, store: Store) -> None:

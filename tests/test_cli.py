@@ -166,7 +166,7 @@ def test_health_and_backup(workdir: Path, tmp_path: Path) -> None:
     target = tmp_path / "backups" / "bot-backup.sqlite3"
     made = bot(workdir, "backup", str(target))
     assert made.returncode == 0, made.stderr
-    assert made.stdout.strip() == f"backup written to {target}: 12 statements, 0 subscribers"
+    assert made.stdout.strip() == f"backup written to {target} (statements: 12, subscribers: 0)"
     again = bot(workdir, "backup", str(target))
     assert again.returncode == 2 and "exists" in again.stderr
 

@@ -193,6 +193,8 @@ def test_private_chat_subscribes_gets_new_statements_once_in_order_and_unsubscri
     start_bot()
     commands = [c["command"] for c in api.commands()]
     assert commands == ["start", "stop", "latest", "counters", "help"]
+    admin_menu = api.commands(scope={"type": "chat", "chat_id": ADMIN})
+    assert [c["command"] for c in admin_menu] == [*commands, "status", "poll"]
 
     [welcome] = say(api, 1001, "/start")
     assert welcome.text.startswith("Subscribed.")
