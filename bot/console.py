@@ -23,7 +23,7 @@ from bot.text import html_to_text
 
 logger = logging.getLogger(__name__)
 
-RULE = "─" * 60
+HEADER = "── 📣 new statement " + "─" * 41
 
 
 def as_console_text(html: str) -> str:
@@ -40,7 +40,7 @@ class ConsoleSender:
 
     async def send(self, chat: ChatAddress, html: str) -> Sent:
         self.count += 1
-        self.out.write(f"{RULE}\n📣 new statement\n\n{as_console_text(html)}\n{RULE}\n")
+        self.out.write(f"{HEADER}\n\n{as_console_text(html)}\n\n")
         self.out.flush()
         return Sent(message_id=self.count)
 

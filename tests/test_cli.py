@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.console import HEADER
 from tests.conftest import SAMPLES
 
 REPO = Path(__file__).parent.parent
@@ -38,7 +39,7 @@ def bot(
 
 def pushes(stdout: str) -> list[str]:
     """The titles of the pushes printed by the console chat, in order."""
-    blocks = stdout.split("📣 new statement\n\n")[1:]
+    blocks = stdout.split(HEADER + "\n\n")[1:]
     return [b.splitlines()[0] for b in blocks]
 
 
