@@ -44,6 +44,9 @@ class ConsoleSender:
         self.out.flush()
         return Sent(message_id=self.count)
 
+    async def reachable(self) -> bool:
+        return True
+
 
 class ConsoleAdmin:
     """Admin notices in the console go to the same screen, marked as such."""

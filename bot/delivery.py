@@ -72,6 +72,10 @@ SendOutcome = Sent | ChatGone | ChatMoved | Throttled | TransientFailure | Perma
 class Sender(Protocol):
     async def send(self, chat: ChatAddress, html: str) -> SendOutcome: ...
 
+    async def reachable(self) -> bool:
+        """Does the service answer at all? Tells a failing chat from an outage."""
+        ...
+
 
 Renderer = Callable[[StoredStatement], str]
 AdminNotifier = Callable[[str], Awaitable[None]]
@@ -181,6 +185,13 @@ class DeliveryEngine:
                 logger.warning("delivery of %s failed (%s); retry in %s", where, reason, delay)
                 self.store.mark_retry(delivery.id, reason, now + delay)
                 report.retried += 1
+            case TransientFailure(reason) if not await self._reachable():
+                # An outage, not this chat's problem: an outage must lose nothing, so the row
+                # waits (its last attempt not spent) until Telegram answers again.
+                delay = timedelta(seconds=self.retry_cap)
+                logger.error("Telegram unreachable (%s): %s waits %s", reason, where, delay)
+                self.store.mark_retry(delivery.id, reason, now + delay, count_attempt=False)
+                report.retried += 1
             case TransientFailure(reason) | PermanentFailure(reason):
                 logger.error("delivery of %s failed for good: %s", where, reason)
                 self.store.mark_failed(delivery.id, reason)
@@ -189,6 +200,13 @@ class DeliveryEngine:
                     f"Could not deliver “{delivery.statement.title[:80]}” to chat "
                     f"{sub.chat_id}: {reason}"
                 )
+
+    async def _reachable(self) -> bool:
+        try:
+            return await self.sender.reachable()
+        except Exception:
+            logger.exception("checking whether the service is reachable failed")
+            return False
 
     async def _tell_admins(self, text: str) -> None:
         try:

@@ -5,6 +5,7 @@ Nothing here raises for a bad feed: every failure becomes a recorded error and a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -75,7 +76,10 @@ class Poller:
                 await self._tell_recovered(feed, recovered)
                 return PollOutcome(feed.name, not_modified=True)
             assert result.body is not None
-            statements = parse_feed(result.body, url=result.url, content_type=result.content_type)
+            # Parsing a big feed takes a while: off the event loop, so sends and commands go on.
+            statements = await asyncio.to_thread(
+                parse_feed, result.body, url=result.url, content_type=result.content_type
+            )
             report = self.store.record_poll(
                 feed,
                 statements,

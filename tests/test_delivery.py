@@ -32,6 +32,10 @@ class ScriptedSender:
         self.script: dict[int | str, list[SendOutcome]] = defaultdict(list)
         self.received: dict[int | str, list[str]] = defaultdict(list)
         self.attempts: list[int | str] = []
+        self.up = True  # False: the whole service is down (getMe fails too)
+
+    async def reachable(self) -> bool:
+        return self.up
 
     async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
         self.attempts.append(chat.chat_id)
@@ -213,3 +217,28 @@ async def test_stop_sends_nothing_new(
     engine.stop()
     assert (await engine.drain()).sent == 0
     assert store.status().pending == 1
+
+
+async def test_an_outage_loses_nothing(
+    store: Store,
+    engine: DeliveryEngine,
+    sender: ScriptedSender,
+    clock: Clock,
+    admins: Admins,
+    now: datetime,
+) -> None:
+    """Past the last attempt, a row is failed only if Telegram answers otherwise."""
+    store.subscribe(1, "private", now)
+    sender.script[1] = [TransientFailure("network error: connection refused")] * 6
+    sender.up = False
+    publish(store, now, 1)
+    for _ in range(6):
+        clock.now += timedelta(minutes=11)  # beyond every backoff, the cap included
+        report = await engine.drain()
+        assert report.failed == 0
+    assert store.status().pending == 1 and store.status().failed == 0
+    assert admins.notices == []
+    sender.up = True
+    clock.now += timedelta(minutes=11)
+    assert (await engine.drain()).sent == 1
+    assert sender.received[1] == ["Statement 1"]
