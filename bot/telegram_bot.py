@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 
 from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions, Message, Update
-from telegram.constants import ChatMemberStatus, ChatType, ParseMode
+from telegram.constants import ChatMemberStatus, ChatType, FloodLimit, ParseMode
 from telegram.error import InvalidToken, TelegramError
 from telegram.ext import (
     AIORateLimiter,
@@ -217,8 +217,13 @@ class Handlers:
         )
 
 
-def build_application(config: Config, token: str) -> Application:
-    """The python-telegram-bot Application: HTML replies, Telegram's rate limits, our server."""
+def build_application(
+    config: Config, token: str, *, max_rate: float | None = FloodLimit.MESSAGES_PER_SECOND
+) -> Application:
+    """The python-telegram-bot Application: HTML replies, Telegram's rate limits, our server.
+
+    `max_rate` is the overall messages/s; None turns the rate limiter off (benchmarks only).
+    """
     builder = (
         Application.builder()
         .token(token)
@@ -228,10 +233,11 @@ def build_application(config: Config, token: str) -> Application:
                 link_preview_options=LinkPreviewOptions(is_disabled=not config.link_previews),
             )
         )
+    )
+    if max_rate:
         # 30 messages/s overall, 20/min per group. RetryAfter is not retried here: the delivery
         # engine waits as told and keeps the row in the outbox.
-        .rate_limiter(AIORateLimiter(max_retries=0))
-    )
+        builder = builder.rate_limiter(AIORateLimiter(overall_max_rate=max_rate, max_retries=0))
     if config.api_base_url:
         builder = builder.base_url(config.api_base_url)
     return builder.build()

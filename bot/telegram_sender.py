@@ -69,14 +69,25 @@ def _seconds(exc: RetryAfter) -> float:
 
 
 class TelegramSender:
-    def __init__(self, bot: Bot) -> None:
+    def __init__(self, bot: Bot, *, paid_broadcast: bool = False) -> None:
         self.bot = bot
+        # Telegram's paid broadcasts: up to 1000 messages/s, billed in Stars per message above
+        # 30/s. python-telegram-bot's AIORateLimiter then applies its 1000/s limit instead.
+        self._extra: dict[str, bool] = {"allow_paid_broadcast": True} if paid_broadcast else {}
 
     async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
         try:
             message = await self.bot.send_message(
-                chat_id=chat.chat_id, text=html, message_thread_id=chat.thread_id
+                chat_id=chat.chat_id, text=html, message_thread_id=chat.thread_id, **self._extra
             )
         except TelegramError as exc:
             return outcome_of(exc)
         return Sent(message.message_id)
+
+    async def reachable(self) -> bool:
+        """getMe answers: the Bot API is up, so a message that keeps failing fails on its own."""
+        try:
+            await self.bot.get_me()
+        except TelegramError:
+            return False
+        return True
