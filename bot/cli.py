@@ -52,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--once", action="store_true", help="poll every feed once, deliver, exit")
 
-    sub.add_parser("check-config", help="validate the config; exit 1 on problems")
+    sub.add_parser("check-config", help="validate the config; exit 2 on problems")
 
     counters = sub.add_parser("counters", help="print the date, clocks and day counters")
     counters.add_argument("--at", help="ISO-8601 moment, e.g. 2021-10-26T22:54+01:00 (default now)")

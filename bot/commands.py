@@ -13,8 +13,14 @@ from typing import Protocol
 from bot.config import Config
 from bot.counters import clock_readings, long_date, read_counters
 from bot.model import PollOutcome, StoredStatement
-from bot.render import render_counters_reply, render_statement, render_statement_list
+from bot.render import (
+    MAX_MESSAGE_LENGTH,
+    render_counters_reply,
+    render_statement,
+    render_statement_list,
+)
 from bot.store import StoreStatus
+from bot.text import telegram_length
 
 MAX_LATEST = 20
 
@@ -36,10 +42,12 @@ class StatementSource(Protocol):
     def latest(self, count: int) -> list[StoredStatement]: ...
 
 
-def push_message(statement: StoredStatement, config: Config, now: datetime) -> str:
+def push_message(
+    statement: StoredStatement, config: Config, now: datetime, max_length: int = MAX_MESSAGE_LENGTH
+) -> str:
     """The message a subscriber gets for a statement, counters as of `now`."""
     readings = read_counters(config.counters, now, config.timezone)
-    return render_statement(statement, readings, config.timezone, config.lead_length)
+    return render_statement(statement, readings, config.timezone, config.lead_length, max_length)
 
 
 def counters_reply(config: Config, now: datetime) -> str:
@@ -101,7 +109,9 @@ def start_reply(newly: bool, newest: StoredStatement | None, config: Config, now
     )
     if newest is None:
         return head
-    return f"{head}\n\nThe newest statement:\n\n{push_message(newest, config, now)}"
+    head = f"{head}\n\nThe newest statement:\n\n"
+    room = MAX_MESSAGE_LENGTH - telegram_length(head)  # the whole reply stays within the limit
+    return head + push_message(newest, config, now, room)
 
 
 def stop_reply(was_active: bool) -> str:

@@ -64,6 +64,7 @@ class Config:
     max_backoff: float = 3600.0
     send_retry_base: float = 5.0  # first wait before resending after a network error, seconds
     send_max_attempts: int = 5  # then the delivery is marked failed and the admins are told
+    telegram_check_interval: float = 60.0  # seconds between checks that the token still works
     api_base_url: str | None = None
     source: Path | None = field(default=None, compare=False)
 
@@ -86,6 +87,7 @@ _BOT_KEYS = {
     "max_backoff",
     "send_retry_base",
     "send_max_attempts",
+    "telegram_check_interval",
     "api_base_url",
 }
 _FEED_KEYS = {"name", "url", "interval", "jitter", "announce_first", "flood_limit"}
@@ -158,6 +160,9 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     max_backoff = _number(bot, "max_backoff", 3600.0, 1, 7 * 86400, "bot.", problems)
     send_retry_base = _number(bot, "send_retry_base", 5.0, 0.1, 3600, "bot.", problems)
     send_max_attempts = _int(bot, "send_max_attempts", 5, 1, 100, "bot.", problems)
+    telegram_check_interval = _number(
+        bot, "telegram_check_interval", 60.0, 0.5, 86400, "bot.", problems
+    )
 
     api_base_url = env.get(API_BASE_URL_ENV) or bot.get("api_base_url")
     if api_base_url is not None and (
@@ -188,6 +193,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         max_backoff=max_backoff,
         send_retry_base=send_retry_base,
         send_max_attempts=send_max_attempts,
+        telegram_check_interval=telegram_check_interval,
         api_base_url=api_base_url,
         source=source,
     )

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -88,6 +89,8 @@ class DrainReport:
     failed: int = 0
     closed_chats: int = 0
     moved_chats: int = 0
+    # statement id -> (title, [(chat, reason), ...]): one notice per statement, not per chat
+    failures: dict[int, tuple[str, list[tuple[int | str, str]]]] = field(default_factory=dict)
 
 
 class DeliveryEngine:
@@ -105,6 +108,8 @@ class DeliveryEngine:
         max_attempts: int = 5,
         retry_base: float = 5.0,
         retry_cap: float = 600.0,
+        per_chat_interval: float = 0.0,  # Telegram: about one message a second to one chat
+        outage_pause: float = 30.0,
     ) -> None:
         self.store = store
         self.sender = sender
@@ -117,9 +122,13 @@ class DeliveryEngine:
         self.max_attempts = max_attempts
         self.retry_base = retry_base
         self.retry_cap = retry_cap
+        self.per_chat_interval = per_chat_interval
+        self.outage_pause = timedelta(seconds=outage_pause)
         self._lock = asyncio.Lock()
         self._paused_until: datetime | None = None
         self._stopping = False
+        self._last_send: dict[int | str, float] = {}  # chat -> time.monotonic() of its last send
+        self._reachability: tuple[datetime, bool] | None = None  # (checked at, answer)
 
     def stop(self) -> None:
         """Send nothing new; the messages already in flight finish."""
@@ -136,19 +145,36 @@ class DeliveryEngine:
                 due = self.store.due_deliveries(self.clock(), self.batch, kind=self.kind)
                 if not due:
                     break
+                self._forget_old_sends()
 
                 async def one(delivery: Delivery) -> None:
+                    await self._pace(delivery.subscriber.chat_id)
                     async with semaphore:
                         if not self._stopping:
                             await self._deliver(delivery, report)
 
                 await asyncio.gather(*(one(d) for d in due))
+            await self._report_failures(report)
         return report
+
+    async def _pace(self, chat_id: int | str) -> None:
+        """Keep a chat's messages about per_chat_interval apart (Telegram's per-chat limit)."""
+        last = self._last_send.get(chat_id)
+        if last is not None:
+            wait = last + self.per_chat_interval - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+
+    def _forget_old_sends(self) -> None:
+        horizon = time.monotonic() - self.per_chat_interval
+        self._last_send = {c: t for c, t in self._last_send.items() if t > horizon}
 
     async def _deliver(self, delivery: Delivery, report: DrainReport) -> None:
         sub = delivery.subscriber
         where = f"statement {delivery.statement.id} to chat {sub.chat_id}"
         self.store.mark_sending(delivery.id, self.clock())
+        if self.per_chat_interval:
+            self._last_send[sub.chat_id] = time.monotonic()
         try:
             html = self.render(delivery.statement)
             outcome = await self.sender.send(ChatAddress(sub.chat_id, sub.thread_id), html)
@@ -177,29 +203,50 @@ class DeliveryEngine:
             case Throttled(seconds):
                 logger.warning("flood control: pausing sends for %.1f s (%s)", seconds, where)
                 until = now + timedelta(seconds=seconds)
-                self._paused_until = max(self._paused_until or until, until)
+                self._pause(until)
                 self.store.mark_retry(delivery.id, "flood control", until, count_attempt=False)
+                report.retried += 1
+            case TransientFailure(reason) if await self._in_outage(now):
+                # Telegram itself does not answer: not this chat's problem, and an outage must
+                # lose nothing. Everything waits, no attempt spent, and is tried again soon.
+                logger.error("Telegram unreachable (%s): sends paused for %s", reason,
+                             self.outage_pause)  # fmt: skip
+                self._pause(now + self.outage_pause)
+                self.store.mark_retry(
+                    delivery.id, reason, now + self.outage_pause, count_attempt=False
+                )
                 report.retried += 1
             case TransientFailure(reason) if delivery.attempts + 1 < self.max_attempts:
                 delay = retry_delay(delivery.attempts + 1, self.retry_base, self.retry_cap)
                 logger.warning("delivery of %s failed (%s); retry in %s", where, reason, delay)
                 self.store.mark_retry(delivery.id, reason, now + delay)
                 report.retried += 1
-            case TransientFailure(reason) if not await self._reachable():
-                # An outage, not this chat's problem: an outage must lose nothing, so the row
-                # waits (its last attempt not spent) until Telegram answers again.
-                delay = timedelta(seconds=self.retry_cap)
-                logger.error("Telegram unreachable (%s): %s waits %s", reason, where, delay)
-                self.store.mark_retry(delivery.id, reason, now + delay, count_attempt=False)
-                report.retried += 1
             case TransientFailure(reason) | PermanentFailure(reason):
                 logger.error("delivery of %s failed for good: %s", where, reason)
                 self.store.mark_failed(delivery.id, reason)
                 report.failed += 1
-                await self._tell_admins(
-                    f"Could not deliver “{delivery.statement.title[:80]}” to chat "
-                    f"{sub.chat_id}: {reason}"
+                _, chats = report.failures.setdefault(
+                    delivery.statement.id, (delivery.statement.title, [])
                 )
+                chats.append((sub.chat_id, reason))
+
+    def _pause(self, until: datetime) -> None:
+        self._paused_until = max(self._paused_until or until, until)
+
+    async def _in_outage(self, now: datetime) -> bool:
+        """Does the service fail to answer at all? Asked at most every few seconds."""
+        if self._reachability and now - self._reachability[0] < timedelta(seconds=5):
+            return not self._reachability[1]
+        reachable = await self._reachable()
+        self._reachability = (now, reachable)
+        return not reachable
+
+    async def _report_failures(self, report: DrainReport) -> None:
+        """One notice per statement that failed for good, however many chats it failed in."""
+        for title, chats in report.failures.values():
+            chat, reason = chats[0]
+            where = f"chat {chat}" if len(chats) == 1 else f"{len(chats)} chats (e.g. chat {chat})"
+            await self._tell_admins(f"Could not deliver “{title[:80]}” to {where}: {reason}")
 
     async def _reachable(self) -> bool:
         try:

@@ -34,8 +34,12 @@ def render_statement(
     readings: Sequence[CounterReading],
     tz: ZoneInfo,
     lead_length: int,
+    max_length: int = MAX_MESSAGE_LENGTH,
 ) -> str:
-    """The push for one statement: title, date, lead, link, then the counters as of now."""
+    """The push for one statement: title, date, lead, link, then the counters as of now.
+
+    `max_length` is less than Telegram's limit when the push is part of a longer reply.
+    """
     title = html.escape(shorten(statement.title, MAX_TITLE_LENGTH), quote=False)
     head = [f"<b>{title}</b>"]
     if statement.published is not None:
@@ -57,14 +61,14 @@ def render_statement(
     lead = shorten(statement.lead, lead_length)
     message = assemble(lead)
     # Only the lead gives way: it is the one part of unbounded length that a reader can lose.
-    while telegram_length(message) > MAX_MESSAGE_LENGTH and lead:
-        excess = telegram_length(message) - MAX_MESSAGE_LENGTH
+    while telegram_length(message) > max_length and lead:
+        excess = telegram_length(message) - max_length
         lead = shorten(lead, max(0, len(lead) - excess - 8)) if len(lead) > excess + 8 else ""
         message = assemble(lead)
-    if telegram_length(message) > MAX_MESSAGE_LENGTH:
+    if telegram_length(message) > max_length:
         # Absurdly long counters or link: cut the visible text, dropping markup, as a last resort.
         message = html.escape(
-            shorten(html_to_text(message, keep_lines=True), MAX_MESSAGE_LENGTH // 2), quote=False
+            shorten(html_to_text(message, keep_lines=True), max_length // 2), quote=False
         )
     return message
 

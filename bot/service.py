@@ -41,6 +41,7 @@ class Service:
         clock: Callable[[], datetime] = utc_now,
         delivery_kind: str | None = None,
         concurrency: int = 64,
+        per_chat_interval: float = 0.0,
     ) -> None:
         self.config = config
         self.store = store
@@ -57,6 +58,7 @@ class Service:
             concurrency=concurrency,
             max_attempts=config.send_max_attempts,
             retry_base=config.send_retry_base,
+            per_chat_interval=per_chat_interval,
         )
         self.scheduler: AsyncIOScheduler | None = None
         self._drain_task: asyncio.Task[None] | None = None

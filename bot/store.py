@@ -218,10 +218,12 @@ class Store:
             )
             deliveries = self._apply(feed.name, decision, now)
             self.db.execute(
-                "UPDATE feeds SET etag = ?, last_modified = ?, baseline_done = 1, "
+                # An empty first document is no baseline: the next poll would push old items.
+                "UPDATE feeds SET etag = ?, last_modified = ?, "
+                "baseline_done = CASE WHEN ? THEN 1 ELSE baseline_done END, "
                 "last_poll_at = ?, last_success_at = ?, last_error = NULL, "
                 "consecutive_failures = 0, next_poll_at = NULL WHERE name = ?",
-                [etag, last_modified, iso(now), iso(now), feed.name],
+                [etag, last_modified, bool(statements), iso(now), iso(now), feed.name],
             )
         return PollReport(
             feed=feed.name,
@@ -444,14 +446,15 @@ class Store:
         self.db.execute(
             "UPDATE deliveries SET status = ?, last_error = ?, next_attempt_at = ?"
             + ("" if count_attempt else ", attempts = MAX(0, attempts - 1)")
-            + " WHERE id = ?",
-            [PENDING, error, iso(retry_at), delivery_id],
+            # Only a row still in flight: /stop may have closed it meanwhile.
+            + " WHERE id = ? AND status = ?",
+            [PENDING, error, iso(retry_at), delivery_id, SENDING],
         )
 
     def mark_failed(self, delivery_id: int, error: str) -> None:
         self.db.execute(
-            "UPDATE deliveries SET status = ?, last_error = ? WHERE id = ?",
-            [FAILED, error, delivery_id],
+            "UPDATE deliveries SET status = ?, last_error = ? WHERE id = ? AND status = ?",
+            [FAILED, error, delivery_id, SENDING],
         )
 
     def release_in_flight(self) -> int:

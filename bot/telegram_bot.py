@@ -39,7 +39,8 @@ logger = logging.getLogger(__name__)
 
 TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 TOKEN_FILE_ENV = "TELEGRAM_BOT_TOKEN_FILE"
-LONG_POLL_SECONDS = 10  # getUpdates timeout; shutdown waits at most this for the open poll
+LONG_POLL_SECONDS = 10  # getUpdates timeout
+PER_CHAT_INTERVAL = 1.0  # Telegram allows about one message a second to one chat
 
 
 class TokenError(Exception):
@@ -245,14 +246,16 @@ def build_application(
 
 def add_handlers(app: Application, handlers: Handlers) -> None:
     """Everything the bot reacts to, in order."""
-    app.add_handler(CommandHandler("start", handlers.start))
-    app.add_handler(CommandHandler("stop", handlers.stop))
-    app.add_handler(CommandHandler("latest", handlers.latest))
-    app.add_handler(CommandHandler("counters", handlers.counters))
-    app.add_handler(CommandHandler("help", handlers.help))
-    app.add_handler(CommandHandler("status", handlers.status))
-    app.add_handler(CommandHandler("poll", handlers.poll))
-    app.add_handler(MessageHandler(filters.COMMAND, handlers.unknown))  # after every command
+    new = filters.UpdateType.MESSAGE  # not edits: editing an old /poll must not run it again
+    app.add_handler(CommandHandler("start", handlers.start, new))
+    app.add_handler(CommandHandler("stop", handlers.stop, new))
+    app.add_handler(CommandHandler("latest", handlers.latest, new))
+    app.add_handler(CommandHandler("counters", handlers.counters, new))
+    app.add_handler(CommandHandler("help", handlers.help, new))
+    app.add_handler(CommandHandler("status", handlers.status, new))
+    # A slow feed can hold /poll for a while; other users' commands must not wait behind it.
+    app.add_handler(CommandHandler("poll", handlers.poll, new, block=False))
+    app.add_handler(MessageHandler(new & filters.COMMAND, handlers.unknown))  # after all others
     app.add_error_handler(handlers.on_error)
 
 
@@ -280,14 +283,20 @@ async def run_telegram(config: Config, token: str) -> int:
                 except TelegramError as exc:
                     logger.warning("could not tell admin %s: %s", admin, exc)
 
-        service = Service(config, store, client, TelegramSender(app.bot), notify_admins)
+        service = Service(
+            config,
+            store,
+            client,
+            TelegramSender(app.bot),
+            notify_admins,
+            per_chat_interval=PER_CHAT_INTERVAL,
+        )
         _sync_subscribers(config, store)
         released = store.release_in_flight()
         if released:
             logger.warning("%d messages were in flight at the last stop; sending them again",
                            released)  # fmt: skip
         add_handlers(app, Handlers(config, store, service))
-        await _register_commands(app, config)
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -296,23 +305,59 @@ async def run_telegram(config: Config, token: str) -> int:
                 loop.add_signal_handler(sig, stop.set)
 
         assert app.updater is not None
-        await app.updater.start_polling(timeout=LONG_POLL_SECONDS)
+        try:
+            await _register_commands(app, config)
+            await app.updater.start_polling(timeout=LONG_POLL_SECONDS, bootstrap_retries=3)
+        except InvalidToken:
+            logger.error("Telegram rejected the token: check %s", TOKEN_ENV)
+            return 2
+        except TelegramError as exc:
+            logger.error("cannot reach the Bot API: %s: %s", type(exc).__name__, exc)
+            return 1
         await app.start()
         service.start_scheduler()
         service.kick_delivery()  # whatever was pending before a restart
         logger.info("running: %d feeds, %d subscribers", len(config.feeds),
                     store.active_subscriber_count())  # fmt: skip
-        await stop.wait()
+        revoked = await _until_stopped_or_revoked(app, stop, config.telegram_check_interval)
         logger.info("stopping")
+        if revoked:
+            # The updater's last getUpdates on stop must fail without a token; its traceback
+            # would only hide the one line that says what to do.
+            logging.getLogger("telegram.ext.Updater").setLevel(logging.CRITICAL)
         await service.stop()
         await app.updater.stop()
         await app.stop()
+        if revoked:
+            logger.error("Telegram no longer accepts the token (revoked at @BotFather?): "
+                         "exiting; set a new %s", TOKEN_ENV)  # fmt: skip
+            return 2
         return 0
     finally:
         with contextlib.suppress(Exception):
             await app.shutdown()
         await client.aclose()
         store.close()
+
+
+async def _until_stopped_or_revoked(app: Application, stop: asyncio.Event, every: float) -> bool:
+    """Wait for SIGTERM/SIGINT; True if Telegram stops accepting the token meanwhile.
+
+    python-telegram-bot's polling gives up quietly on a revoked token, so ask getMe now and
+    then: a bot that cannot work must exit, not look alive.
+    """
+    while True:
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+            return False
+        except TimeoutError:
+            pass
+        try:
+            await app.bot.get_me()
+        except InvalidToken:
+            return True
+        except TelegramError:
+            pass  # an outage: polling and the delivery engine ride it out
 
 
 async def _register_commands(app: Application, config: Config) -> None:

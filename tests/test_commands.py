@@ -107,3 +107,17 @@ def test_poll_reply() -> None:
         "b: not modified",
         "c: failed: timed out",
     ]
+
+
+def test_start_reply_with_a_huge_statement_fits_one_message(
+    make_config, store: Store, now: datetime
+) -> None:
+    from bot.render import MAX_MESSAGE_LENGTH
+    from bot.text import telegram_length
+
+    config = make_config(lead_length=3500)
+    huge = Statement("k", "Title " * 60, "https://e.org/x", now, "word " * 2000)
+    store.record_poll(config.feeds[0], [huge], now)
+    reply = commands.start_reply(True, store.latest(1)[0], config, now)
+    assert telegram_length(reply) <= MAX_MESSAGE_LENGTH
+    assert reply.startswith("Subscribed.") and "days have passed" in reply

@@ -242,3 +242,55 @@ async def test_an_outage_loses_nothing(
     clock.now += timedelta(minutes=11)
     assert (await engine.drain()).sent == 1
     assert sender.received[1] == ["Statement 1"]
+
+
+async def test_one_notice_per_statement_however_many_chats_fail(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, admins: Admins, now: datetime
+) -> None:
+    for chat in (1, 2, 3):
+        store.subscribe(chat, "private", now)
+        sender.script[chat] = [PermanentFailure("Can't parse entities")]
+    publish(store, now, 1)
+    assert (await engine.drain()).failed == 3
+    assert len(admins.notices) == 1
+    assert admins.notices[0].startswith("Could not deliver “Statement 1” to 3 chats (e.g. chat ")
+
+
+async def test_messages_to_one_chat_are_paced(
+    store: Store, sender: ScriptedSender, admins: Admins, clock: Clock, now: datetime
+) -> None:
+    import time
+
+    class Timed(ScriptedSender):
+        def __init__(self) -> None:
+            super().__init__()
+            self.times: list[float] = []
+
+        async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
+            self.times.append(time.monotonic())
+            return await super().send(chat, html)
+
+    timed = Timed()
+    store.subscribe(1, "private", now)
+    publish(store, now, 1, 2, 3)
+    engine = DeliveryEngine(store, timed, lambda s: s.title, admins, clock, per_chat_interval=0.2)
+    assert (await engine.drain()).sent == 3
+    gaps = [b - a for a, b in zip(timed.times, timed.times[1:], strict=False)]
+    assert all(gap >= 0.19 for gap in gaps), gaps
+
+
+async def test_during_an_outage_everything_waits_without_spending_attempts(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, clock: Clock, now: datetime
+) -> None:
+    store.subscribe(1, "private", now)
+    sender.script[1] = [TransientFailure("network error")]
+    sender.up = False
+    publish(store, now, 1, 2)
+    assert (await engine.drain()).retried == 1
+    assert store.db.execute("SELECT MAX(attempts) FROM deliveries").fetchone()[0] == 0
+    clock.now += timedelta(seconds=29)
+    assert (await engine.drain()).sent == 0  # paused: nothing goes out meanwhile
+    sender.up = True
+    clock.now += timedelta(seconds=2)
+    assert (await engine.drain()).sent == 2
+    assert sender.received[1] == ["Statement 1", "Statement 2"]

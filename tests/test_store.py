@@ -142,6 +142,7 @@ def test_in_flight_rows_are_released_after_a_crash(baseline: Store, now: datetim
 def test_failed_rows_do_not_block_the_chat(baseline: Store, now: datetime) -> None:
     baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
     for d in baseline.due_deliveries(now, 100):
+        baseline.mark_sending(d.id, now)
         baseline.mark_failed(d.id, "Bad Request: can't parse entities")
     assert {d.statement.key for d in baseline.due_deliveries(now, 100)} == {"k4"}
     assert baseline.status().failed == 2
@@ -196,3 +197,26 @@ def test_sent_row_records_the_message_id(baseline: Store, now: datetime) -> None
     row = baseline.db.execute("SELECT status, message_id, attempts FROM deliveries WHERE id = ?",
                               [d.id]).fetchone()  # fmt: skip
     assert tuple(row) == (SENT, 4242, 1)
+
+
+def test_a_row_closed_by_stop_during_its_send_stays_closed(baseline: Store, now: datetime) -> None:
+    """/stop while a message is in flight: a retry or failure must not revive the row."""
+    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    d = next(d for d in baseline.due_deliveries(now, 100) if d.subscriber.chat_id == 1)
+    baseline.mark_sending(d.id, now)
+    baseline.deactivate(1, "/stop", now)
+    baseline.mark_retry(d.id, "timed out", now)
+    baseline.mark_failed(d.id, "timed out")
+    assert ("1", "k3", CLOSED) in statuses(baseline)
+    baseline.subscribe(1, "private", now + timedelta(days=30))
+    assert [d.subscriber.chat_id for d in baseline.due_deliveries(now, 100)] == [-100]
+
+
+def test_an_empty_first_document_is_no_baseline(store: Store, now: datetime) -> None:
+    """A CMS glitch serving an empty feed first must not turn the real first poll into news."""
+    store.subscribe(1, "private", now)
+    store.record_poll(FEED, [], now)
+    state = store.feed_state("statements")
+    assert state and not state.baseline_done
+    report = store.record_poll(FEED, feed(1, 2, 3), now)
+    assert (report.pushed, report.silent) == (0, 3)

@@ -446,3 +446,51 @@ def test_token_from_a_file_and_never_in_debug_logs(
     assert "logged in as @statement_test_bot" in log_text
     assert "sendMessage" in log_text  # DEBUG shows the requests, yet
     assert TOKEN not in log_text and TOKEN.split(":")[1] not in log_text
+
+
+def test_a_slow_poll_does_not_hold_up_other_commands(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer
+) -> None:
+    start_bot(fetch_timeout=5)
+    feeds.slow("/feed.xml", (SAMPLES / "embassy-rss.xml").read_bytes(), delay=3)
+    api.push_message(ADMIN, "/poll")
+    time.sleep(0.3)
+    [latest] = say(api, 1010, "/latest")
+    assert latest.text.startswith("<b>President Putin")
+    assert api.sent_messages(ADMIN) == []  # /poll is still waiting for the slow feed
+    [polled] = api.wait_for_messages(1, chat_id=ADMIN, timeout=15)
+    assert polled.text.startswith("statements: ")
+    assert latest.time < polled.time
+
+
+def test_an_edited_command_is_not_run_again(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI
+) -> None:
+    start_bot()
+    say(api, 1011, "/latest")
+    api.push_update(
+        {
+            "edited_message": {
+                "message_id": 1,
+                "date": int(time.time()),
+                "edit_date": int(time.time()),
+                "chat": {"id": 1011, "type": "private", "first_name": "Test"},
+                "from": {"id": 1011, "is_bot": False, "first_name": "Test"},
+                "text": "/latest 3",
+                "entities": [{"type": "bot_command", "offset": 0, "length": 7}],
+            }
+        }
+    )
+    [after] = say(api, 1011, "/counters")  # handled after the edit, so the edit was seen
+    assert "Moscow:" in after.text
+    assert len(api.sent_messages(1011)) == 2
+
+
+def test_a_revoked_token_stops_the_bot_with_a_clear_line(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI
+) -> None:
+    bot = start_bot(telegram_check_interval=0.5)
+    api.token = "999999:another-token-after-revoke"  # what @BotFather's /revoke does
+    assert bot.proc and bot.proc.wait(20) == 2
+    last = bot.log.strip().splitlines()[-1]
+    assert "ERROR" in last and "Telegram no longer accepts the token" in last
