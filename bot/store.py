@@ -384,24 +384,27 @@ class Store:
         reads statements in the order they were published.
         """
         kind_filter = "AND c.kind = ?" if kind else "AND c.kind != 'console'"
-        params: list[object] = [PENDING, SENDING]
+        params: list[object] = [PENDING, iso(now)]
         if kind:
             params.append(kind)
-        params += [iso(now), limit]
+        params += [PENDING, SENDING, limit]
+        # A row is its chat's head when no pending or in-flight row of that chat comes before it
+        # in (sort_at, statement_id) order. Asked per row through the deliveries_queue index,
+        # this takes half the time of grouping every open row by chat (docs/benchmarks.md).
         rows = self.db.query(
             f"""
             SELECT d.id AS delivery_id, d.attempts, d.next_attempt_at,
                    c.id AS sub_id, c.chat_id, c.thread_id, c.kind, c.title AS chat_title,
                    c.active, c.reason, s.*
-            FROM (
-                SELECT subscriber_id, MIN(sort_at || '#' || printf('%012d', statement_id)) AS head
-                FROM deliveries WHERE status IN (?, ?) GROUP BY subscriber_id
-            ) AS h
-            JOIN deliveries d ON d.subscriber_id = h.subscriber_id
-                 AND d.sort_at || '#' || printf('%012d', d.statement_id) = h.head
+            FROM deliveries d
             JOIN subscribers c ON c.id = d.subscriber_id
             JOIN statements s ON s.id = d.statement_id
-            WHERE c.active = 1 {kind_filter} AND d.status = 'pending' AND d.next_attempt_at <= ?
+            WHERE d.status = ? AND d.next_attempt_at <= ? AND c.active = 1 {kind_filter}
+              AND NOT EXISTS (
+                  SELECT 1 FROM deliveries e
+                  WHERE e.subscriber_id = d.subscriber_id AND e.status IN (?, ?)
+                    AND (e.sort_at, e.statement_id) < (d.sort_at, d.statement_id)
+              )
             ORDER BY d.sort_at, d.statement_id, d.id
             LIMIT ?
             """,

@@ -55,32 +55,42 @@ def test_newer_schema_is_refused_without_being_touched(tmp_path: Path) -> None:
 def test_a_failing_migration_leaves_no_half_schema(tmp_path: Path, monkeypatch) -> None:
     """Each migration and its record commit together or not at all."""
 
-    def m002_broken(db) -> None:
+    def m_broken(db) -> None:
         db.execute("CREATE TABLE half (x)")
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (2, m002_broken)])
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 2)
+    future = LATEST_VERSION + 1
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (future, m_broken)])
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", future)
     path = tmp_path / "bot.sqlite3"
     with pytest.raises(RuntimeError):
         Store.open(path)
     conn = sqlite3.connect(path)
     tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
     assert "half" not in tables and "statements" in tables
-    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == 1
+    assert (
+        conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == LATEST_VERSION
+    )
     conn.close()
 
 
 def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
     tmp_path: Path, monkeypatch
 ) -> None:
-    """An old volume: a schema-1 database with data, opened by code with a newer migration."""
+    """An old volume: a database at schema 1 with data, opened by today's code.
+
+    Every real migration since 1 runs, then a made-up next one (a new column), so the test
+    keeps covering an upgrade when the newest migration is today's.
+    """
     from datetime import UTC, datetime
 
     from bot.config import FeedConfig
     from bot.model import Statement
 
     path = tmp_path / "bot.sqlite3"
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", MIGRATIONS[:1])  # the first release
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 1)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", 1)
     old = Store.open(path)
     now = datetime(2021, 10, 26, tzinfo=UTC)
     feed = FeedConfig("statements", "https://example.org/rss")
@@ -91,13 +101,16 @@ def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
     )
     old.close()
 
-    def m002_subscriber_language(db) -> None:
+    def m_subscriber_language(db) -> None:
         db.execute("ALTER TABLE subscribers ADD COLUMN language TEXT NOT NULL DEFAULT 'en'")
 
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (2, m002_subscriber_language)])
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 2)
-    monkeypatch.setattr("bot.store.LATEST_VERSION", 2)
+    future = LATEST_VERSION + 1
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (future, m_subscriber_language)])
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", future)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", future)
     new = Store.open(path)
+    versions = [r[0] for r in new.db.execute("SELECT version FROM schema_migrations")]
+    assert versions == list(range(1, future + 1))
     assert new.statement_count() == 2
     assert new.active_subscriber_count() == 1
     [due] = new.due_deliveries(now, 10)

@@ -1,0 +1,1 @@
+"""Benchmarks of the bot as its users feel it; see bench/README.md and docs/benchmarks.md."""
