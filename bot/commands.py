@@ -96,6 +96,15 @@ def help_reply(config: Config, *, is_admin: bool = False) -> str:
     return "\n".join(lines)
 
 
+def group_admins_only_reply(action: str) -> str:
+    return f"Only the group's administrators can {action} it."
+
+
+def failure_reply() -> str:
+    """A user never sees a traceback: one line, and the details go to the log and the admins."""
+    return "Sorry, that did not work. The admins have the details."
+
+
 def unknown_command_reply() -> str:
     return "I don't know that command. /help lists what I can do."
 

@@ -81,7 +81,7 @@ class Handlers:
         if message is None or chat is None:
             return
         if not await self._may_manage(update, context):
-            await self._reply(message, "Only the group's administrators can subscribe it.")
+            await self._reply(message, commands.group_admins_only_reply("subscribe"))
             return
         now = utc_now()
         newly = self.store.subscribe(
@@ -103,7 +103,7 @@ class Handlers:
         if message is None or chat is None:
             return
         if not await self._may_manage(update, context):
-            await self._reply(message, "Only the group's administrators can unsubscribe it.")
+            await self._reply(message, commands.group_admins_only_reply("unsubscribe"))
             return
         was_active = self.store.deactivate(chat.id, "/stop", utc_now())
         if was_active:
@@ -183,10 +183,7 @@ class Handlers:
         logger.error("update %s in chat %s failed", update.update_id, chat_id, exc_info=error)
         if update.effective_message:
             with contextlib.suppress(TelegramError):
-                await self._reply(
-                    update.effective_message,
-                    "Sorry, that did not work. The admins have the details.",
-                )
+                await self._reply(update.effective_message, commands.failure_reply())
         await self.service.notify_admins(
             f"Error handling update {update.update_id} in chat {chat_id}: "
             f"{type(error).__name__}: {error}"
