@@ -65,6 +65,7 @@ class Config:
     send_retry_base: float = 5.0  # first wait before resending after a network error, seconds
     send_max_attempts: int = 5  # then the delivery is marked failed and the admins are told
     telegram_check_interval: float = 60.0  # seconds between checks that the token still works
+    keep_deliveries_days: int = 30  # finished outbox rows are deleted after this many days
     api_base_url: str | None = None
     source: Path | None = field(default=None, compare=False)
 
@@ -88,6 +89,7 @@ _BOT_KEYS = {
     "send_retry_base",
     "send_max_attempts",
     "telegram_check_interval",
+    "keep_deliveries_days",
     "api_base_url",
 }
 _FEED_KEYS = {"name", "url", "interval", "jitter", "announce_first", "flood_limit"}
@@ -160,6 +162,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     max_backoff = _number(bot, "max_backoff", 3600.0, 1, 7 * 86400, "bot.", problems)
     send_retry_base = _number(bot, "send_retry_base", 5.0, 0.1, 3600, "bot.", problems)
     send_max_attempts = _int(bot, "send_max_attempts", 5, 1, 100, "bot.", problems)
+    keep_deliveries_days = _int(bot, "keep_deliveries_days", 30, 1, 36500, "bot.", problems)
     telegram_check_interval = _number(
         bot, "telegram_check_interval", 60.0, 0.5, 86400, "bot.", problems
     )
@@ -194,6 +197,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         send_retry_base=send_retry_base,
         send_max_attempts=send_max_attempts,
         telegram_check_interval=telegram_check_interval,
+        keep_deliveries_days=keep_deliveries_days,
         api_base_url=api_base_url,
         source=source,
     )

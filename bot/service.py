@@ -85,6 +85,12 @@ class Service:
             return
         self._drain_task = asyncio.create_task(self._drain_loop(), name="drain-outbox")
 
+    async def _prune(self) -> None:
+        keep = timedelta(days=self.config.keep_deliveries_days)
+        removed = self.store.prune_deliveries(self.clock() - keep)
+        if removed:
+            logger.info("deleted %d finished deliveries older than %s", removed, keep)
+
     async def _sweep(self) -> None:
         # A coroutine on purpose: APScheduler runs plain functions in a thread, without a loop.
         self.kick_delivery()
@@ -117,6 +123,15 @@ class Service:
                 coalesce=True,
                 misfire_grace_time=max(1, int(feed.interval)),
             )
+        scheduler.add_job(
+            self._prune,
+            "interval",
+            hours=24,
+            next_run_time=self.clock(),
+            id="prune-outbox",
+            max_instances=1,
+            coalesce=True,
+        )
         scheduler.add_job(
             self._sweep,
             "interval",

@@ -460,6 +460,17 @@ class Store:
             [FAILED, error, delivery_id, SENDING],
         )
 
+    def prune_deliveries(self, before: datetime) -> int:
+        """Delete finished outbox rows (sent, closed, failed) created before `before`.
+
+        Each push adds a row per subscriber; kept for ever they would grow the database by
+        gigabytes a year. Pending and in-flight rows are never touched.
+        """
+        return self.db.execute(
+            "DELETE FROM deliveries WHERE status IN (?, ?, ?) AND created_at < ?",
+            [SENT, CLOSED, FAILED, iso(before)],
+        ).rowcount
+
     def release_in_flight(self) -> int:
         """At start-up: rows left 'sending' by a crash go back to the queue."""
         return self.db.execute(

@@ -220,3 +220,17 @@ def test_an_empty_first_document_is_no_baseline(store: Store, now: datetime) -> 
     assert state and not state.baseline_done
     report = store.record_poll(FEED, feed(1, 2, 3), now)
     assert (report.pushed, report.silent) == (0, 3)
+
+
+def test_prune_deletes_only_old_finished_rows(baseline: Store, now: datetime) -> None:
+    baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    due = baseline.due_deliveries(now, 100)
+    sent = next(d for d in due if d.subscriber.chat_id == 1)
+    baseline.mark_sending(sent.id, now)
+    baseline.mark_sent(sent.id, 1, now)
+    assert baseline.prune_deliveries(now) == 0  # not older than the cut-off yet
+    assert baseline.prune_deliveries(now + timedelta(days=31)) == 1
+    remaining = statuses(baseline)
+    assert ("1", "k3", SENT) not in remaining
+    assert len(remaining) == 3 and {s for _, _, s in remaining} == {PENDING}
+    assert baseline.statement_count() == 4

@@ -494,3 +494,32 @@ def test_a_revoked_token_stops_the_bot_with_a_clear_line(
     assert bot.proc and bot.proc.wait(20) == 2
     last = bot.log.strip().splitlines()[-1]
     assert "ERROR" in last and "Telegram no longer accepts the token" in last
+
+
+def test_old_finished_deliveries_are_pruned_at_start(
+    start_bot: Callable[..., BotProcess], tmp_path: Path
+) -> None:
+    start_bot().stop()
+    path = tmp_path / "state" / "bot.sqlite3"
+    store = Store.open(path)
+    now = datetime.now(UTC)
+    store.subscribe(1020, "private", now)
+    [statement] = store.latest(1)
+    store.db.execute(
+        "INSERT INTO deliveries (statement_id, subscriber_id, status, sort_at, next_attempt_at, "
+        "created_at) SELECT ?, id, 'sent', ?, ?, '2000-01-01T00:00:00.000000+00:00' "
+        "FROM subscribers WHERE chat_id = '1020'",
+        [statement.id, now.isoformat(), now.isoformat()],
+    )
+    store.close()
+
+    def deliveries() -> int:
+        conn = sqlite3.connect(path, timeout=5)
+        try:
+            return conn.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0]
+        finally:
+            conn.close()
+
+    assert deliveries() == 1
+    start_bot()
+    wait_until(lambda: deliveries() == 0, "the prune job")
