@@ -180,28 +180,26 @@ async def run_console(config: Config, *, once: bool) -> int:
     out = sys.stdout
     store = Store.open(config.database_path)
     client = make_client(config.fetch_timeout)
-    service = Service(
-        config, store, client, ConsoleSender(out), ConsoleAdmin(out), delivery_kind="console"
-    )
+    sender = ConsoleSender(out)
+    service = Service(config, store, client, sender, ConsoleAdmin(out), delivery_kind="console")
     store.release_in_flight()
     store.subscribe(CONSOLE_CHAT_ID, "console", utc_now(), title="console")
     try:
+        if not once:
+            out.write(
+                f"statement-bot {__version__}, console mode: database {config.database_path}\n"
+                "Type /latest, /latest 5, /counters, /status, /poll or /help. Ctrl-C stops.\n"
+            )
+            out.flush()
+        # Read the feeds before taking commands, so that /latest has something to show.
+        await service.poll_all()
+        await service.drain()  # also waits for the drain the poll may have started
         if once:
-            await service.poll_all()
-            await service.drain()
-            if not service.engine.sender.count:  # type: ignore[attr-defined]
+            if not sender.count:
                 out.write("No new statements since the last run. Newest:\n\n")
                 out.write(as_console_text(commands.latest_reply(store, config, utc_now(), [])))
                 out.write("\n")
             return 0
-        out.write(
-            f"statement-bot {__version__}, console mode: database {config.database_path}\n"
-            "Type /latest, /latest 5, /counters, /status, /poll or /help. Ctrl-C stops.\n"
-        )
-        out.flush()
-        # Read the feeds before taking commands, so that /latest has something to show.
-        await service.poll_all()
-        await service.drain()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
