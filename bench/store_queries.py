@@ -100,7 +100,6 @@ def main(argv: list[str] | None = None) -> int:
                 timed(lambda: commands.status_reply(store.status(), config, now), queue_runs)),
             row(f"due_deliveries(500), {pending} pending",
                 timed(lambda: store.due_deliveries(now, 500), queue_runs)),
-            row(f"next_due_at(), {pending} pending", timed(store.next_due_at, queue_runs)),
         ]  # fmt: skip
 
         # Half the fan-out done: the engine's query for the second half.

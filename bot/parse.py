@@ -41,8 +41,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> lis
     parsed = feedparser.parse(io.BytesIO(body), response_headers=headers)
     problem = parsed.get("bozo_exception")
     if not parsed.entries and (
-        _looks_like_html(body, None)
-        or (not parsed.get("version") and content_type_is_html(content_type))
+        _looks_like_html(body) or (not parsed.get("version") and content_type_is_html(content_type))
     ):
         raise FeedFormatError(
             "the server sent an HTML page, not a feed (an error or bot-protection page?)"
@@ -131,9 +130,7 @@ def content_type_is_html(content_type: str | None) -> bool:
     return bool(content_type) and content_type.split(";")[0].strip().lower() == "text/html"
 
 
-def _looks_like_html(body: bytes, content_type: str | None) -> bool:
-    if content_type_is_html(content_type):
-        return True
+def _looks_like_html(body: bytes) -> bool:
     head = body[:1024].lstrip().lower()
     return head.startswith((b"<!doctype html", b"<html")) or b"<html" in head
 

@@ -477,15 +477,6 @@ class Store:
             "UPDATE deliveries SET status = ? WHERE status = ?", [PENDING, SENDING]
         ).rowcount
 
-    def next_due_at(self) -> datetime | None:
-        row = self.db.execute(
-            "SELECT MIN(d.next_attempt_at) FROM deliveries d "
-            "JOIN subscribers c ON c.id = d.subscriber_id "
-            "WHERE d.status = ? AND c.active = 1",
-            [PENDING],
-        ).fetchone()
-        return from_iso(row[0]) if row and row[0] else None
-
     # ---- status ------------------------------------------------------------------------
 
     def status(self) -> StoreStatus:
