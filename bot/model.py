@@ -57,3 +57,30 @@ class PollOutcome:
     @property
     def new_deliveries(self) -> int:
         return self.report.deliveries if self.report else 0
+
+
+@dataclass(frozen=True)
+class ParsedDocument:
+    """What a source read from one fetched document."""
+
+    statements: list[Statement]  # in document order: newest first, as sites list them
+    # One line per item that could not be read and was left out (the rest still counts).
+    skipped: tuple[str, ...] = ()
+    # (statement key, what is missing or unreadable), e.g. a date text that no format reads.
+    problems: tuple[tuple[str, str], ...] = ()
+    # Text was decoded through a guessed, fallback encoding: new items are kept, but stored
+    # text is never overwritten from it (it may be mojibake).
+    fallback_encoding: bool = False
+
+
+@dataclass(frozen=True)
+class PageSpec:
+    """How to read an HTML list page ([feeds.page]): CSS selectors, with ::text / ::attr(x)."""
+
+    item: str  # one element per statement, in page order (newest first)
+    title: str | None = None  # inside the item; default: the item's first link
+    link: str | None = None  # default: the title's href, else the item's first link's
+    date: str | None = None  # texts of all matches, joined by a space
+    date_formats: tuple[str, ...] = ("%d.%m.%Y",)
+    lead: str | None = None
+    article: str | None = None  # read each new statement's own page; its text becomes the lead
