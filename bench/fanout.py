@@ -42,6 +42,7 @@ from bench.common import (
 from bot.fetch import make_client
 from bot.logs import configure_logging
 from bot.model import Statement
+from bot.poller import record_poll
 from bot.service import Service
 from bot.store import Store
 from bot.telegram_bot import PER_CHAT_INTERVAL, build_application
@@ -157,7 +158,7 @@ async def fan_out(args: argparse.Namespace) -> int:
             now = now_utc()
             old = Statement("old", "An old statement", "https://example.org/old",
                             now - timedelta(days=1), "Already known.")  # fmt: skip
-            store.record_poll(feed, [old], now)  # the first poll: baseline, nothing pushed
+            record_poll(store, feed, [old], now)  # the first poll: baseline, nothing pushed
             seed_subscribers(store, args.chats, now)
 
             app = build_application(config, TOKEN, max_rate=None if args.rate == 0 else args.rate)
@@ -184,7 +185,7 @@ async def fan_out(args: argparse.Namespace) -> int:
             lead = "The lead of the new statement. " * 12
             new = Statement("new", "A new statement", "https://example.org/new", now, lead)
             started = time.perf_counter()
-            report = store.record_poll(feed, [new, old], now_utc())
+            report = record_poll(store, feed, [new, old], now_utc())
             record_seconds = time.perf_counter() - started
             assert report.deliveries == args.chats, report
 

@@ -30,6 +30,7 @@ from bench.common import (
 )
 from bot import commands
 from bot.model import Statement
+from bot.poller import record_poll
 from bot.store import Store
 
 
@@ -91,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         entries = [Statement("bench-new", "A new statement", "https://example.org/new", now,
                              "The lead.")]  # fmt: skip
         entries += [Statement(s.key, s.title, s.link, s.published, s.lead) for s in stored]
-        record = once(lambda: store.record_poll(feed, entries, now))
+        record = once(lambda: record_poll(store, feed, entries, now))
         pending = store.status().pending
         size_outbox = db_size(store)
 

@@ -12,14 +12,13 @@ from typing import Protocol
 
 from bot.config import Config
 from bot.counters import clock_readings, long_date, read_counters
-from bot.model import PollOutcome, StoredStatement
+from bot.model import PollOutcome, StoredStatement, StoreStatus
 from bot.render import (
     MAX_MESSAGE_LENGTH,
     render_counters_reply,
     render_statement,
     render_statement_list,
 )
-from bot.store import StoreStatus
 from bot.text import telegram_length
 
 MAX_LATEST = 20

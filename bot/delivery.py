@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.model import StoredStatement
-from bot.store import Delivery, Store, retry_delay
+from bot.model import Delivery, StoredStatement
+from bot.store import Store, retry_delay
 
 logger = logging.getLogger(__name__)
 

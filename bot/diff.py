@@ -51,16 +51,22 @@ def decide(
     first_poll: bool,
     announce_first: int,
     flood_limit: int,
+    edits_allowed: bool = True,
 ) -> PollDecision:
     """What to do with one poll's entries (`incoming`, in feed order: newest first).
 
     New means a key never seen for this feed. The first poll is a baseline that pushes only the
     newest `announce_first`; later polls push every new item, but at most `flood_limit` of them
-    (a site migration that changes every guid must not flood subscribers).
+    (a site migration that changes every guid must not flood subscribers). Without
+    `edits_allowed` (a document read through a guessed encoding) stored text is never replaced.
     """
     entries = unique_by_key(incoming)
     new = oldest_first([s for s in entries if s.key not in known])
-    updated = [s for s in entries if s.key in known and _content(s) != _content(known[s.key])]
+    updated = [
+        s
+        for s in entries
+        if edits_allowed and s.key in known and _content(s) != _content(known[s.key])
+    ]
 
     limit = announce_first if first_poll else flood_limit
     cut = max(0, len(new) - limit)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from bot.config import Config
-from bot.store import StoreStatus
+from bot.model import StoreStatus
 
 HEALTHY_INTERVALS = 3  # a feed is healthy if it was read within this many of its intervals
 MIN_WINDOW = timedelta(minutes=2)  # short intervals still get time for a slow server

@@ -84,3 +84,47 @@ class PageSpec:
     date_formats: tuple[str, ...] = ("%d.%m.%Y",)
     lead: str | None = None
     article: str | None = None  # read each new statement's own page; its text becomes the lead
+
+
+@dataclass(frozen=True)
+class FeedState:
+    name: str
+    url: str
+    etag: str | None
+    last_modified: str | None
+    baseline_done: bool
+    last_poll_at: datetime | None
+    last_success_at: datetime | None
+    last_error: str | None
+    last_error_at: datetime | None
+    consecutive_failures: int
+    next_poll_at: datetime | None
+    redirected_to: str | None
+
+
+@dataclass(frozen=True)
+class Subscriber:
+    id: int
+    chat_id: int | str
+    thread_id: int | None
+    kind: str
+    title: str
+    active: bool
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    subscriber: Subscriber
+    statement: StoredStatement
+    attempts: int
+
+
+@dataclass(frozen=True)
+class StoreStatus:
+    statements: int
+    active_subscribers: int
+    pending: int
+    failed: int
+    feeds: list[FeedState]

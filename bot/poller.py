@@ -8,14 +8,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import httpx
 
 from bot.config import Config, FeedConfig
+from bot.diff import decide
 from bot.fetch import FetchError, fetch_feed
-from bot.model import PollOutcome
+from bot.model import PollOutcome, PollReport, Statement
 from bot.parse import FeedFormatError, parse_feed
 from bot.store import Store
 
@@ -28,6 +29,34 @@ Clock = Callable[[], datetime]
 def backoff_delay(feed: FeedConfig, failures: int, max_backoff: float) -> float:
     """After n consecutive failures wait interval * 2^(n-1), capped (and never below 1 s)."""
     return max(1.0, min(max_backoff, feed.interval * 2 ** max(0, failures - 1)))
+
+
+def record_poll(
+    store: Store,
+    feed: FeedConfig,
+    statements: Sequence[Statement],
+    now: datetime,
+    *,
+    etag: str | None = None,
+    last_modified: str | None = None,
+    edits_allowed: bool = True,
+) -> PollReport:
+    """Decide what a poll's statements mean against what is stored, then have the store apply it."""
+    store.ensure_feed(feed)
+    state = store.feed_state(feed.name)
+    assert state is not None
+    decision = decide(
+        statements,
+        store.known(feed.name, [s.key for s in statements]),
+        first_poll=not state.baseline_done,
+        announce_first=feed.announce_first,
+        flood_limit=feed.flood_limit,
+        edits_allowed=edits_allowed,
+    )
+    # An empty document is no baseline: the next poll would push every old item.
+    return store.apply_poll(
+        feed.name, decision, now, etag=etag, last_modified=last_modified, baseline=bool(statements)
+    )
 
 
 class Poller:
@@ -80,7 +109,8 @@ class Poller:
             statements = await asyncio.to_thread(
                 parse_feed, result.body, url=result.url, content_type=result.content_type
             )
-            report = self.store.record_poll(
+            report = record_poll(
+                self.store,
                 feed,
                 statements,
                 self.clock(),

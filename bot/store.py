@@ -9,16 +9,23 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlite_utils
 
 from bot.config import FeedConfig
-from bot.diff import PollDecision, decide
+from bot.diff import PollDecision
 from bot.migrations import LATEST_VERSION, migrate, schema_version
-from bot.model import PollReport, Statement, StoredStatement
+from bot.model import (
+    Delivery,
+    FeedState,
+    PollReport,
+    Statement,
+    StoredStatement,
+    StoreStatus,
+    Subscriber,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -46,50 +53,6 @@ def chat_id_value(text: str) -> int | str:
 
 class SchemaMismatchError(Exception):
     """The database is not at the schema version this code reads."""
-
-
-@dataclass(frozen=True)
-class FeedState:
-    name: str
-    url: str
-    etag: str | None
-    last_modified: str | None
-    baseline_done: bool
-    last_poll_at: datetime | None
-    last_success_at: datetime | None
-    last_error: str | None
-    last_error_at: datetime | None
-    consecutive_failures: int
-    next_poll_at: datetime | None
-    redirected_to: str | None
-
-
-@dataclass(frozen=True)
-class Subscriber:
-    id: int
-    chat_id: int | str
-    thread_id: int | None
-    kind: str
-    title: str
-    active: bool
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: int
-    subscriber: Subscriber
-    statement: StoredStatement
-    attempts: int
-
-
-@dataclass(frozen=True)
-class StoreStatus:
-    statements: int
-    active_subscribers: int
-    pending: int
-    failed: int
-    feeds: list[FeedState]
 
 
 class Store:
@@ -192,47 +155,42 @@ class Store:
         self.db.execute("UPDATE feeds SET redirected_to = ? WHERE name = ?", [new_url, name])
         return True
 
-    def record_poll(
+    def apply_poll(
         self,
-        feed: FeedConfig,
-        statements: Sequence[Statement],
+        feed: str,
+        decision: PollDecision,
         now: datetime,
         *,
         etag: str | None = None,
         last_modified: str | None = None,
+        baseline: bool = True,
     ) -> PollReport:
-        """Apply one successful poll: new statements, their outbox rows and edits, atomically."""
+        """Apply a poll's decision in one transaction: new statements, their outbox rows, edits.
+
+        `baseline` is False for an empty document: it is no baseline, so the next poll that shows
+        entries is still the feed's first.
+        """
         with self.db.atomic():
-            state = self.feed_state(feed.name)
-            if state is None:
-                self.ensure_feed(feed)
-                state = self.feed_state(feed.name)
-                assert state is not None
-            known = self._known(feed.name, [s.key for s in statements])
-            decision = decide(
-                statements,
-                known,
-                first_poll=not state.baseline_done,
-                announce_first=feed.announce_first,
-                flood_limit=feed.flood_limit,
-            )
-            deliveries = self._apply(feed.name, decision, now)
+            deliveries = self._apply(feed, decision, now)
             self.db.execute(
-                # An empty first document is no baseline: the next poll would push old items.
                 "UPDATE feeds SET etag = ?, last_modified = ?, "
                 "baseline_done = CASE WHEN ? THEN 1 ELSE baseline_done END, "
                 "last_poll_at = ?, last_success_at = ?, last_error = NULL, "
                 "consecutive_failures = 0, next_poll_at = NULL WHERE name = ?",
-                [etag, last_modified, bool(statements), iso(now), iso(now), feed.name],
+                [etag, last_modified, baseline, iso(now), iso(now), feed],
             )
         return PollReport(
-            feed=feed.name,
+            feed=feed,
             pushed=len(decision.push),
             silent=len(decision.silent),
             updated=len(decision.updated),
             held_back=decision.held_back,
             deliveries=deliveries,
         )
+
+    def known(self, feed: str, keys: Sequence[str]) -> dict[str, Statement]:
+        """The stored statements of `feed` among `keys`, as the diff compares them."""
+        return self._known(feed, keys)
 
     def _known(self, feed: str, keys: Sequence[str]) -> dict[str, Statement]:
         known: dict[str, Statement] = {}

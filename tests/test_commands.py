@@ -9,6 +9,7 @@ import pytest
 from bot import commands
 from bot.config import Config
 from bot.model import PollOutcome, PollReport, Statement
+from bot.poller import record_poll
 from bot.store import Store
 from bot.text import html_to_text
 
@@ -19,7 +20,7 @@ def fill(store: Store, config: Config, now: datetime, count: int) -> None:
                   now - timedelta(days=count - n), f"Lead {n}")
         for n in range(count, 0, -1)
     ]  # fmt: skip
-    store.record_poll(config.feeds[0], items, now)
+    record_poll(store, config.feeds[0], items, now)
 
 
 def test_counters_reply_matches_the_model_site(config: Config, now: datetime) -> None:
@@ -117,7 +118,7 @@ def test_start_reply_with_a_huge_statement_fits_one_message(
 
     config = make_config(lead_length=3500)
     huge = Statement("k", "Title " * 60, "https://e.org/x", now, "word " * 2000)
-    store.record_poll(config.feeds[0], [huge], now)
+    record_poll(store, config.feeds[0], [huge], now)
     reply = commands.start_reply(True, store.latest(1)[0], config, now)
     assert telegram_length(reply) <= MAX_MESSAGE_LENGTH
     assert reply.startswith("Subscribed.") and "days have passed" in reply

@@ -20,6 +20,7 @@ from bot.delivery import (
     TransientFailure,
 )
 from bot.model import Statement
+from bot.poller import record_poll
 from bot.store import Store
 
 FEED = FeedConfig(name="statements", url="https://example.org/rss")
@@ -92,8 +93,8 @@ def engine(store: Store, sender: ScriptedSender, admins: Admins, clock: Clock) -
 
 def publish(store: Store, now: datetime, *numbers: int) -> None:
     """A baseline of k0, then the given statements as one new poll."""
-    store.record_poll(FEED, statements(0, base=now - timedelta(days=1)), now)
-    store.record_poll(FEED, statements(0, base=now - timedelta(days=1)) + statements(
+    record_poll(store, FEED, statements(0, base=now - timedelta(days=1)), now)
+    record_poll(store, FEED, statements(0, base=now - timedelta(days=1)) + statements(
         *numbers, base=now - timedelta(days=1)), now)  # fmt: skip
 
 

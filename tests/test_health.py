@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 
 from bot.config import Config
 from bot.health import assess
+from bot.poller import record_poll
 from bot.store import Store
 
 
@@ -16,14 +17,14 @@ def test_never_polled_is_unhealthy(store: Store, config: Config, now: datetime) 
 
 
 def test_recent_success_is_healthy(store: Store, config: Config, now: datetime) -> None:
-    store.record_poll(config.feeds[0], [], now)
+    record_poll(store, config.feeds[0], [], now)
     verdict = assess(store.status(), config, now + timedelta(minutes=10))
     assert verdict.ok
     assert verdict.lines[0] == "feed statements: read 10 min ago"
 
 
 def test_stale_feed_is_unhealthy_and_says_why(store: Store, config: Config, now: datetime) -> None:
-    store.record_poll(config.feeds[0], [], now)
+    record_poll(store, config.feeds[0], [], now)
     later = now + timedelta(minutes=16)  # interval 300 s: three intervals are 15 min
     store.record_failure("statements", "HTTP 503 Service Unavailable", later, later)
     verdict = assess(store.status(), config, later)
@@ -41,7 +42,7 @@ def test_every_feed_counts(make_config, store: Store, now: datetime) -> None:
             {"name": "b", "url": "https://example.org/b", "interval": 60},
         ]
     )
-    store.record_poll(config.feeds[0], [], now)
+    record_poll(store, config.feeds[0], [], now)
     verdict = assess(store.status(), config, now)
     assert not verdict.ok
     assert verdict.lines[:2] == ["feed a: read 0 s ago", "feed b: never read successfully"]

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNewError
+from bot.poller import record_poll
 from bot.store import Store
 
 
@@ -95,9 +96,9 @@ def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
     now = datetime(2021, 10, 26, tzinfo=UTC)
     feed = FeedConfig("statements", "https://example.org/rss")
     old.subscribe(1, "private", now)
-    old.record_poll(feed, [Statement("k1", "One", "", now, "")], now)
-    old.record_poll(
-        feed, [Statement("k2", "Two", "", now, ""), Statement("k1", "One", "", now, "")], now
+    record_poll(old, feed, [Statement("k1", "One", "", now, "")], now)
+    record_poll(
+        old, feed, [Statement("k2", "Two", "", now, ""), Statement("k1", "One", "", now, "")], now
     )
     old.close()
 

@@ -10,6 +10,7 @@ import pytest
 
 from bot.config import FeedConfig
 from bot.model import Statement
+from bot.poller import record_poll
 from bot.store import CLOSED, FAILED, PENDING, SENDING, SENT, Store
 
 FEED = FeedConfig(name="statements", url="https://example.org/rss", flood_limit=10)
@@ -39,13 +40,13 @@ def statuses(store: Store) -> list[tuple[str, int, str]]:
 def baseline(store: Store, now: datetime) -> Store:
     store.subscribe(1, "private", now)
     store.subscribe(-100, "supergroup", now)
-    store.record_poll(FEED, feed(1, 2), now)
+    record_poll(store, FEED, feed(1, 2), now)
     return store
 
 
 def test_first_poll_records_without_deliveries(store: Store, now: datetime) -> None:
     store.subscribe(1, "private", now)
-    report = store.record_poll(FEED, feed(1, 2, 3), now, etag='"v1"')
+    report = record_poll(store, FEED, feed(1, 2, 3), now, etag='"v1"')
     assert (report.pushed, report.silent, report.deliveries) == (0, 3, 0)
     assert store.statement_count() == 3
     state = store.feed_state("statements")
@@ -55,7 +56,7 @@ def test_first_poll_records_without_deliveries(store: Store, now: datetime) -> N
 def test_new_statements_get_one_row_per_active_subscriber(baseline: Store, now: datetime) -> None:
     baseline.subscribe(2, "private", now)
     baseline.deactivate(2, "/stop", now)
-    report = baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    report = record_poll(baseline, FEED, feed(1, 2, 3, 4), now)
     assert (report.pushed, report.deliveries) == (2, 4)
     assert statuses(baseline) == [
         ("-100", "k3", PENDING), ("-100", "k4", PENDING), ("1", "k3", PENDING), ("1", "k4", PENDING)
@@ -69,21 +70,21 @@ def test_poll_and_outbox_are_one_transaction(baseline: Store, now: datetime) -> 
         "BEGIN SELECT RAISE(ABORT, 'disk full'); END"
     )
     with pytest.raises(sqlite3.DatabaseError):
-        baseline.record_poll(FEED, feed(1, 2, 3), now)
+        record_poll(baseline, FEED, feed(1, 2, 3), now)
     baseline.db.execute("DROP TRIGGER fail_outbox")
     assert baseline.statement_count() == 2
-    report = baseline.record_poll(FEED, feed(1, 2, 3), now)  # so the next poll still sees it new
+    report = record_poll(baseline, FEED, feed(1, 2, 3), now)  # so the next poll still sees it new
     assert report.pushed == 1
 
 
 def test_edit_updates_without_a_new_delivery(baseline: Store, now: datetime) -> None:
-    report = baseline.record_poll(FEED, [st(2, "Corrected"), st(1)], now)
+    report = record_poll(baseline, FEED, [st(2, "Corrected"), st(1)], now)
     assert (report.updated, report.deliveries) == (1, 0)
     assert baseline.latest(1)[0].title == "Corrected"
 
 
 def test_due_deliveries_one_per_chat_oldest_first(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    record_poll(baseline, FEED, feed(1, 2, 3, 4), now)
     due = baseline.due_deliveries(now, 100)
     assert sorted((d.subscriber.chat_id, d.statement.key) for d in due) == [(-100, "k3"), (1, "k3")]
     for d in due:
@@ -93,7 +94,7 @@ def test_due_deliveries_one_per_chat_oldest_first(baseline: Store, now: datetime
 
 
 def test_a_chat_waiting_for_a_retry_gets_nothing_newer(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    record_poll(baseline, FEED, feed(1, 2, 3, 4), now)
     head = next(d for d in baseline.due_deliveries(now, 100) if d.subscriber.chat_id == 1)
     baseline.mark_sending(head.id, now)
     baseline.mark_retry(head.id, "timed out", now + timedelta(minutes=1))
@@ -103,7 +104,7 @@ def test_a_chat_waiting_for_a_retry_gets_nothing_newer(baseline: Store, now: dat
 
 
 def test_deactivate_closes_pending_rows(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
     assert baseline.deactivate(1, "Forbidden: bot was blocked by the user", now)
     assert not baseline.deactivate(1, "again", now)
     assert ("1", "k3", CLOSED) in statuses(baseline)
@@ -121,7 +122,7 @@ def test_resubscribe_is_idempotent(store: Store, now: datetime) -> None:
 
 
 def test_migrated_chat_keeps_its_pending_rows(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
     baseline.migrate_chat(-100, -1009, now)
     due = baseline.due_deliveries(now, 100)
     assert sorted(d.subscriber.chat_id for d in due) == [-1009, 1]
@@ -129,7 +130,7 @@ def test_migrated_chat_keeps_its_pending_rows(baseline: Store, now: datetime) ->
 
 
 def test_in_flight_rows_are_released_after_a_crash(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
     due = baseline.due_deliveries(now, 100)
     baseline.mark_sending(due[0].id, now)
     assert (due[0].subscriber.chat_id == 1 and ("1", "k3", SENDING) in statuses(baseline)) or (
@@ -140,7 +141,7 @@ def test_in_flight_rows_are_released_after_a_crash(baseline: Store, now: datetim
 
 
 def test_failed_rows_do_not_block_the_chat(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    record_poll(baseline, FEED, feed(1, 2, 3, 4), now)
     for d in baseline.due_deliveries(now, 100):
         baseline.mark_sending(d.id, now)
         baseline.mark_failed(d.id, "Bad Request: can't parse entities")
@@ -151,7 +152,7 @@ def test_failed_rows_do_not_block_the_chat(baseline: Store, now: datetime) -> No
 
 def test_console_chat_is_drained_apart(baseline: Store, now: datetime) -> None:
     baseline.subscribe("console", "console", now)
-    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
     assert {d.subscriber.chat_id for d in baseline.due_deliveries(now, 100)} == {1, -100}
     assert [d.subscriber.chat_id for d in baseline.due_deliveries(now, 100, "console")] == [
         "console"
@@ -159,14 +160,14 @@ def test_console_chat_is_drained_apart(baseline: Store, now: datetime) -> None:
 
 
 def test_status_counts(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
     status = baseline.status()
     assert (status.statements, status.active_subscribers, status.pending) == (3, 2, 2)
     assert [f.name for f in status.feeds] == ["statements"]
 
 
 def test_backup_is_a_consistent_copy(baseline: Store, tmp_path: Path, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
     target = tmp_path / "backup" / "copy.sqlite3"
     baseline.backup(target)
     copy = Store.open(target)
@@ -179,18 +180,18 @@ def test_restart_keeps_everything(tmp_path: Path, now: datetime) -> None:
     path = tmp_path / "bot.sqlite3"
     first = Store.open(path)
     first.subscribe(1, "private", now)
-    first.record_poll(FEED, feed(1, 2), now)
-    first.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(first, FEED, feed(1, 2), now)
+    record_poll(first, FEED, feed(1, 2, 3), now)
     first.close()
     again = Store.open(path)
-    report = again.record_poll(FEED, feed(1, 2, 3), now)
+    report = record_poll(again, FEED, feed(1, 2, 3), now)
     assert (report.pushed, report.deliveries) == (0, 0)
     assert [d.statement.key for d in again.due_deliveries(now, 10)] == ["k3"]
     again.close()
 
 
 def test_sent_row_records_the_message_id(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
     d = baseline.due_deliveries(now, 1)[0]
     baseline.mark_sending(d.id, now)
     baseline.mark_sent(d.id, 4242, now)
@@ -201,7 +202,7 @@ def test_sent_row_records_the_message_id(baseline: Store, now: datetime) -> None
 
 def test_a_row_closed_by_stop_during_its_send_stays_closed(baseline: Store, now: datetime) -> None:
     """/stop while a message is in flight: a retry or failure must not revive the row."""
-    baseline.record_poll(FEED, feed(1, 2, 3), now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
     d = next(d for d in baseline.due_deliveries(now, 100) if d.subscriber.chat_id == 1)
     baseline.mark_sending(d.id, now)
     baseline.deactivate(1, "/stop", now)
@@ -215,15 +216,15 @@ def test_a_row_closed_by_stop_during_its_send_stays_closed(baseline: Store, now:
 def test_an_empty_first_document_is_no_baseline(store: Store, now: datetime) -> None:
     """A CMS glitch serving an empty feed first must not turn the real first poll into news."""
     store.subscribe(1, "private", now)
-    store.record_poll(FEED, [], now)
+    record_poll(store, FEED, [], now)
     state = store.feed_state("statements")
     assert state and not state.baseline_done
-    report = store.record_poll(FEED, feed(1, 2, 3), now)
+    report = record_poll(store, FEED, feed(1, 2, 3), now)
     assert (report.pushed, report.silent) == (0, 3)
 
 
 def test_prune_deletes_only_old_finished_rows(baseline: Store, now: datetime) -> None:
-    baseline.record_poll(FEED, feed(1, 2, 3, 4), now)
+    record_poll(baseline, FEED, feed(1, 2, 3, 4), now)
     due = baseline.due_deliveries(now, 100)
     sent = next(d for d in due if d.subscriber.chat_id == 1)
     baseline.mark_sending(sent.id, now)
