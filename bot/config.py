@@ -8,13 +8,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from bot.model import PageSpec
 
 DEFAULT_CONFIG_PATH = Path("config/bot.toml")
 CONFIG_ENV = "STATEMENT_BOT_CONFIG"
@@ -38,6 +41,10 @@ class FeedConfig:
     jitter: float = 0.0  # up to this many seconds added to each poll, so feeds do not poll in step
     announce_first: int = 0  # on the feed's first poll, push the newest N; the rest is baseline
     flood_limit: int = 10  # a poll with more unseen items pushes only the newest this many
+    page: PageSpec | None = None  # set: `url` is an HTML list page read with these selectors
+    # Request headers the site expects (User-Agent, Accept-Language, Cookie): values may be
+    # secrets, so they are kept out of repr (and so out of logs and tracebacks).
+    headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,20 @@ _BOT_KEYS = {
     "keep_deliveries_days",
     "api_base_url",
 }
-_FEED_KEYS = {"name", "url", "interval", "jitter", "announce_first", "flood_limit"}
+_FEED_KEYS = {
+    "name",
+    "url",
+    "interval",
+    "jitter",
+    "announce_first",
+    "flood_limit",
+    "page",
+    "headers",
+}
+_PAGE_SELECTORS = ("item", "title", "link", "date", "lead", "article")
+_PAGE_KEYS = {*_PAGE_SELECTORS, "date_formats"}
+# RFC 9110 token characters: a header name with anything else would be refused by the client.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _COUNTER_KEYS = {"since", "text", "text_one"}
 _TOP_KEYS = {"bot", "feeds", "counters"}
 
@@ -168,10 +188,9 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     )
 
     api_base_url = env.get(API_BASE_URL_ENV) or bot.get("api_base_url")
-    if api_base_url is not None and (
-        not isinstance(api_base_url, str) or urlparse(api_base_url).scheme not in ("http", "https")
-    ):
-        problems.append("bot.api_base_url: must be an http(s) URL such as http://host:8081/bot")
+    if api_base_url is not None and not _is_http_url(api_base_url):
+        where = API_BASE_URL_ENV if env.get(API_BASE_URL_ENV) else "bot.api_base_url"
+        problems.append(f"{where}: must be an http(s) URL such as http://host:8081/bot")
         api_base_url = None
 
     feeds = _feeds(raw.get("feeds"), base, problems)
@@ -229,25 +248,119 @@ def _feeds(raw: Any, base: Path, problems: list[str]) -> list[FeedConfig]:
         jitter = _number(item, "jitter", min(interval / 10, 30.0), 0, 3600, where, problems)
         announce_first = _int(item, "announce_first", 0, 0, 100, where, problems)
         flood_limit = _int(item, "flood_limit", 10, 1, 1000, where, problems)
-        feeds.append(FeedConfig(name, url, interval, jitter, announce_first, flood_limit))
+        page = _page(item["page"], f"{where}page.", problems) if "page" in item else None
+        headers = _headers(item.get("headers", {}), f"{where}headers", problems)
+        feeds.append(
+            FeedConfig(
+                name, url, interval, jitter, announce_first, flood_limit, page, tuple(headers)
+            )
+        )
     return feeds
+
+
+def _page(raw: Any, where: str, problems: list[str]) -> PageSpec | None:
+    """[feeds.page]: CSS selectors and strptime formats, each checked so a typo is named."""
+    from bot.page import date_format_problem, selector_problem  # parsel loads only if used
+
+    if not isinstance(raw, dict):
+        problems.append(f"{where[:-1]}: must be a table ([feeds.page])")
+        return None
+    _unknown(raw, _PAGE_KEYS, where, problems)
+    selectors: dict[str, str | None] = {}
+    for key in _PAGE_SELECTORS:
+        value = raw.get(key)
+        if value is None:
+            selectors[key] = None
+            if key == "item":
+                problems.append(f"{where}item: required: the CSS selector of one statement")
+            continue
+        if not isinstance(value, str) or not value.strip():
+            problems.append(f"{where}{key}: must be a CSS selector (a string)")
+            selectors[key] = None
+            continue
+        problem = selector_problem(value)
+        if problem:
+            problems.append(f"{where}{key}: bad CSS selector {value!r}: {problem}")
+        selectors[key] = value.strip()
+    formats_raw = raw.get("date_formats", ["%d.%m.%Y"])
+    formats: list[str] = []
+    if not isinstance(formats_raw, list) or not formats_raw:
+        problems.append(f"{where}date_formats: must be a list of strptime formats such as %d.%m.%Y")
+    else:
+        for i, fmt in enumerate(formats_raw):
+            problem = date_format_problem(fmt) if isinstance(fmt, str) else "must be a string"
+            if problem:
+                problems.append(f"{where}date_formats[{i}]: {fmt!r}: {problem}")
+            else:
+                formats.append(fmt)
+    if not selectors["item"]:
+        return None
+    return PageSpec(
+        item=selectors["item"],
+        title=selectors["title"],
+        link=selectors["link"],
+        date=selectors["date"],
+        date_formats=tuple(formats) or ("%d.%m.%Y",),
+        lead=selectors["lead"],
+        article=selectors["article"],
+    )
+
+
+def _headers(raw: Any, where: str, problems: list[str]) -> list[tuple[str, str]]:
+    """Header names are checked; values are never quoted back, they may be secrets."""
+    if not isinstance(raw, dict):
+        problems.append(f'{where}: must be a table such as {{ "Accept-Language" = "en" }}')
+        return []
+    headers = []
+    for name, value in raw.items():
+        if not _HEADER_NAME.match(name):
+            problems.append(f"{where}: {name!r} is not a valid header name")
+        elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
+            problems.append(f"{where}.{name}: must be a string on one line")
+        else:
+            headers.append((name, value))
+    return headers
 
 
 def _feed_url(value: Any, base: Path, where: str, problems: list[str]) -> str:
     if not isinstance(value, str) or not value.strip():
         problems.append(f"{where}: must be an http(s) URL, a file: URL or a file path")
         return ""
-    scheme = urlparse(value).scheme.lower()
+    try:
+        parsed = urlparse(value)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError as exc:
+        problems.append(f"{where}: {value!r} is not a valid URL ({exc})")
+        return value
+    scheme = parsed.scheme.lower()
     if scheme in ("http", "https"):
-        if not urlparse(value).netloc:
+        if not parsed.netloc:
             problems.append(f"{where}: {value!r} has no host")
-        return value
+        return value  # a URL is checked by fetching it: statement-bot preview
     if scheme == "file":
-        return value
-    if scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive letter
+        path = Path(unquote(parsed.path))
+    elif scheme and len(scheme) > 1:  # a one-letter "scheme" is a Windows drive letter
         problems.append(f"{where}: scheme {scheme!r} is not supported (http, https, file)")
         return value
-    return str((base / Path(value).expanduser()).resolve())
+    else:
+        path = (base / Path(value).expanduser()).resolve()
+        value = str(path)
+    if not path.exists():
+        problems.append(f"{where}: no such file: {path}")
+    elif not path.is_file():
+        problems.append(f"{where}: not a regular file: {path}")
+    return value
+
+
+def _is_http_url(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        parsed = urlparse(value)
+        parsed.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:  # e.g. "http://[::1/bot": an unclosed IPv6 bracket
+        return False
+    return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
 def _counters(raw: Any, problems: list[str]) -> list[CounterConfig]:

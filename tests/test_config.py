@@ -33,6 +33,7 @@ def test_relative_paths_are_read_from_the_config_folder(tmp_path: Path) -> None:
     (folder / "bot.toml").write_text(
         'bot.state = "data"\n[[feeds]]\nname = "a"\nurl = "feed.xml"\n', encoding="utf-8"
     )
+    (folder / "feed.xml").write_bytes(b"<rss/>")
     config = load_config(folder / "bot.toml", env={})
     assert config.state_dir == folder / "data"
     assert config.feeds[0].url == str(folder / "feed.xml")
@@ -109,3 +110,55 @@ def test_counter_template_with_stray_braces_is_refused() -> None:
     }
     with pytest.raises(ConfigError):
         parse_config(raw, env={})
+
+
+def _problems(raw: dict, env: dict | None = None) -> str:
+    with pytest.raises(ConfigError) as caught:
+        parse_config(raw, env=env or {})
+    return "\n".join(caught.value.problems)
+
+
+def test_a_local_feed_path_that_does_not_exist_is_refused(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.xml"
+    problems = _problems({"feeds": [{"name": "a", "url": str(missing)}]})
+    assert f"feeds[0].url: no such file: {missing}" in problems
+    problems = _problems({"feeds": [{"name": "a", "url": missing.as_uri()}]})
+    assert "feeds[0].url: no such file" in problems
+
+
+def test_a_local_feed_that_is_a_folder_is_refused(tmp_path: Path) -> None:
+    problems = _problems({"feeds": [{"name": "a", "url": str(tmp_path)}]})
+    assert f"feeds[0].url: not a regular file: {tmp_path}" in problems
+
+
+def test_a_broken_api_base_url_is_one_line_not_a_traceback() -> None:
+    raw = {"feeds": [{"name": "a", "url": "https://example.org/rss"}]}
+    problems = _problems(raw, {"TELEGRAM_API_BASE_URL": "http://[::1/bot"})
+    assert problems == "TELEGRAM_API_BASE_URL: must be an http(s) URL such as http://host:8081/bot"
+    problems = _problems({**raw, "bot": {"api_base_url": "http://h:port/bot"}})
+    assert problems.startswith("bot.api_base_url: must be an http(s) URL")
+
+
+def test_a_broken_feed_url_is_named() -> None:
+    problems = _problems({"feeds": [{"name": "a", "url": "http://[::1/rss"}]})
+    assert problems.startswith("feeds[0].url: 'http://[::1/rss' is not a valid URL")
+
+
+def test_feed_headers_are_kept_and_never_echoed() -> None:
+    raw = {
+        "feeds": [
+            {
+                "name": "a",
+                "url": "https://example.org/rss",
+                "headers": {"Accept-Language": "en", "Cookie": "session=s3cret"},
+            }
+        ]
+    }
+    feed = parse_config(raw, env={}).feeds[0]
+    assert dict(feed.headers) == {"Accept-Language": "en", "Cookie": "session=s3cret"}
+    assert "s3cret" not in repr(feed)
+    raw["feeds"][0]["headers"] = {"Bad Name": "x", "Cookie": "s3cret\r\nX-Evil: 1"}
+    problems = _problems(raw)
+    assert "feeds[0].headers: 'Bad Name' is not a valid header name" in problems
+    assert "feeds[0].headers.Cookie: must be a string on one line" in problems
+    assert "s3cret" not in problems
