@@ -89,9 +89,23 @@ def m002_deliveries_due_index(db: sqlite_utils.Database) -> None:
     )
 
 
+def m003_feed_sources(db: sqlite_utils.Database) -> None:
+    # Issue 8: the feed an HTML page named (and whether that page was on a private address),
+    # a hash of the last body read (servers that ignore conditional GET cost no parse), and the
+    # items of the last poll that could not be read, for /status.
+    for sql in (
+        "ALTER TABLE feeds ADD COLUMN discovered_url TEXT",
+        "ALTER TABLE feeds ADD COLUMN discovered_private INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE feeds ADD COLUMN body_sha256 TEXT",
+        "ALTER TABLE feeds ADD COLUMN skipped TEXT NOT NULL DEFAULT ''",
+    ):
+        db.execute(sql)
+
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, m001_initial),
     (2, m002_deliveries_due_index),
+    (3, m003_feed_sources),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

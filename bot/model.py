@@ -100,6 +100,10 @@ class FeedState:
     consecutive_failures: int
     next_poll_at: datetime | None
     redirected_to: str | None
+    discovered_url: str | None = None  # the feed an HTML page at `url` names
+    discovered_private: bool = False  # that page was on a private address (so may its feed be)
+    body_sha256: str | None = None  # of the last document read
+    skipped: tuple[str, ...] = ()  # items of the last poll that could not be read
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,9 @@ class Store:
             "ON CONFLICT (name) DO UPDATE SET url = excluded.url, "
             "etag = CASE WHEN url = excluded.url THEN etag END, "
             "last_modified = CASE WHEN url = excluded.url THEN last_modified END, "
-            "redirected_to = CASE WHEN url = excluded.url THEN redirected_to END",
+            "redirected_to = CASE WHEN url = excluded.url THEN redirected_to END, "
+            "discovered_url = CASE WHEN url = excluded.url THEN discovered_url END, "
+            "body_sha256 = CASE WHEN url = excluded.url THEN body_sha256 END",
             [feed.name, feed.url],
         )
 
@@ -155,6 +157,18 @@ class Store:
         self.db.execute("UPDATE feeds SET redirected_to = ? WHERE name = ?", [new_url, name])
         return True
 
+    def record_discovered(self, name: str, url: str | None, private: bool = False) -> bool:
+        """Remember the feed the page names (None: forget it); True when that is news."""
+        state = self.feed_state(name)
+        if state is None or (state.discovered_url, state.discovered_private) == (url, private):
+            return False
+        self.db.execute(
+            "UPDATE feeds SET discovered_url = ?, discovered_private = ?, etag = NULL, "
+            "last_modified = NULL, body_sha256 = NULL WHERE name = ?",
+            [url, private, name],
+        )
+        return True
+
     def apply_poll(
         self,
         feed: str,
@@ -164,6 +178,8 @@ class Store:
         etag: str | None = None,
         last_modified: str | None = None,
         baseline: bool = True,
+        body_sha256: str | None = None,
+        skipped: Sequence[str] = (),
     ) -> PollReport:
         """Apply a poll's decision in one transaction: new statements, their outbox rows, edits.
 
@@ -173,11 +189,20 @@ class Store:
         with self.db.atomic():
             deliveries = self._apply(feed, decision, now)
             self.db.execute(
-                "UPDATE feeds SET etag = ?, last_modified = ?, "
+                "UPDATE feeds SET etag = ?, last_modified = ?, body_sha256 = ?, skipped = ?, "
                 "baseline_done = CASE WHEN ? THEN 1 ELSE baseline_done END, "
                 "last_poll_at = ?, last_success_at = ?, last_error = NULL, "
                 "consecutive_failures = 0, next_poll_at = NULL WHERE name = ?",
-                [etag, last_modified, baseline, iso(now), iso(now), feed],
+                [
+                    etag,
+                    last_modified,
+                    body_sha256,
+                    "\n".join(skipped),
+                    baseline,
+                    iso(now),
+                    iso(now),
+                    feed,
+                ],
             )
         return PollReport(
             feed=feed,
@@ -485,6 +510,10 @@ def _feed_state(row: dict) -> FeedState:
         consecutive_failures=row["consecutive_failures"],
         next_poll_at=from_iso(row["next_poll_at"]),
         redirected_to=row["redirected_to"],
+        discovered_url=row["discovered_url"],
+        discovered_private=bool(row["discovered_private"]),
+        body_sha256=row["body_sha256"],
+        skipped=tuple(line for line in row["skipped"].split("\n") if line),
     )
 
 

@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 from bot.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNewError
-from bot.poller import record_poll
 from bot.store import Store
 
 
@@ -85,21 +84,26 @@ def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
     """
     from datetime import UTC, datetime
 
-    from bot.config import FeedConfig
-    from bot.model import Statement
-
     path = tmp_path / "bot.sqlite3"
     monkeypatch.setattr("bot.migrations.MIGRATIONS", MIGRATIONS[:1])  # the first release
     monkeypatch.setattr("bot.migrations.LATEST_VERSION", 1)
     monkeypatch.setattr("bot.store.LATEST_VERSION", 1)
     old = Store.open(path)
     now = datetime(2021, 10, 26, tzinfo=UTC)
-    feed = FeedConfig("statements", "https://example.org/rss")
-    old.subscribe(1, "private", now)
-    record_poll(old, feed, [Statement("k1", "One", "", now, "")], now)
-    record_poll(
-        old, feed, [Statement("k2", "Two", "", now, ""), Statement("k1", "One", "", now, "")], now
-    )
+    # Written as the first release wrote it: today's code would use columns it did not have.
+    stamp = now.isoformat()
+    for sql, params in (
+        ("INSERT INTO feeds (name, url, baseline_done) VALUES (?, ?, 1)", ["statements", "u"]),
+        ("INSERT INTO subscribers (chat_id, kind, active, subscribed_at, changed_at) "
+         "VALUES ('1', 'private', 1, ?, ?)", [stamp, stamp]),
+        ("INSERT INTO statements (id, feed, key, title, first_seen, sort_at) "
+         "VALUES (1, 'statements', 'k1', 'One', ?, ?)", [stamp, stamp]),
+        ("INSERT INTO statements (id, feed, key, title, first_seen, sort_at) "
+         "VALUES (2, 'statements', 'k2', 'Two', ?, ?)", [stamp, stamp]),
+        ("INSERT INTO deliveries (statement_id, subscriber_id, sort_at, next_attempt_at, "
+         "created_at) VALUES (2, 1, ?, ?, ?)", [stamp, stamp, stamp]),
+    ):  # fmt: skip
+        old.db.execute(sql, params)
     old.close()
 
     def m_subscriber_language(db) -> None:
