@@ -7,7 +7,7 @@ it in one transaction.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from bot.model import Statement
 
@@ -52,6 +52,7 @@ def decide(
     announce_first: int,
     flood_limit: int,
     edits_allowed: bool = True,
+    compare_leads: bool = True,
 ) -> PollDecision:
     """What to do with one poll's entries (`incoming`, in feed order: newest first).
 
@@ -59,13 +60,19 @@ def decide(
     newest `announce_first`; later polls push every new item, but at most `flood_limit` of them
     (a site migration that changes every guid must not flood subscribers). Without
     `edits_allowed` (a document read through a guessed encoding) stored text is never replaced.
+    Without `compare_leads` (leads stored from each statement's own page) a different lead is
+    no edit, and an edit of the title keeps the stored lead.
     """
     entries = unique_by_key(incoming)
     new = oldest_first([s for s in entries if s.key not in known])
+
+    def content(s: Statement) -> tuple[object, ...]:
+        return (s.title, s.link, s.published) + ((s.lead,) if compare_leads else ())
+
     updated = [
-        s
+        s if compare_leads else replace(s, lead=known[s.key].lead)
         for s in entries
-        if edits_allowed and s.key in known and _content(s) != _content(known[s.key])
+        if edits_allowed and s.key in known and content(s) != content(known[s.key])
     ]
 
     limit = announce_first if first_poll else flood_limit
@@ -73,7 +80,3 @@ def decide(
     push, silent = new[cut:], new[:cut]
     held_back = 0 if first_poll else len(silent)
     return PollDecision(push=push, silent=silent, updated=updated, held_back=held_back)
-
-
-def _content(s: Statement) -> tuple[object, ...]:
-    return (s.title, s.link, s.lead, s.published)

@@ -84,3 +84,33 @@ def test_same_date_ties_keep_feed_order() -> None:
     a = Statement("a", "A", "", same, "")  # listed first in the feed: the newer of the two
     b = Statement("b", "B", "", same, "")
     assert [s.key for s in oldest_first([a, b])] == ["b", "a"]
+
+
+def test_without_compare_leads_a_different_lead_is_no_edit_and_a_title_edit_keeps_the_lead() -> (
+    None
+):
+    """Leads stored from each statement's own page must not be 'corrected' by the list's."""
+    stored = Statement("k", "Title", "https://x/1", None, "The article's full first paragraph")
+    same_title = Statement("k", "Title", "https://x/1", None, "The list's short lead")
+    retitled = Statement("k", "New title", "https://x/1", None, "The list's short lead")
+    known = {"k": stored}
+    kwargs = {"first_poll": False, "announce_first": 0, "flood_limit": 10, "compare_leads": False}
+    assert decide([same_title], known, **kwargs).updated == []
+    [edit] = decide([retitled], known, **kwargs).updated
+    assert (edit.title, edit.lead) == ("New title", "The article's full first paragraph")
+    assert decide([same_title], known, first_poll=False, announce_first=0, flood_limit=10).updated
+
+
+def test_without_edits_allowed_stored_text_is_never_replaced() -> None:
+    known = {"k": Statement("k", "Заявление", "", None, "")}
+    mojibake = Statement("k", "Đ—Đ°ŃŹĐ²", "", None, "")
+    new = Statement("n", "New", "", None, "")
+    decision = decide(
+        [new, mojibake],
+        known,
+        first_poll=False,
+        announce_first=0,
+        flood_limit=10,
+        edits_allowed=False,
+    )
+    assert decision.updated == [] and [s.key for s in decision.push] == ["n"]
