@@ -6,11 +6,15 @@ their outbox rows are written in one transaction, so a crash can lose neither.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import sqlite_utils
 
@@ -53,6 +57,12 @@ def chat_id_value(text: str) -> int | str:
 
 class SchemaMismatchError(Exception):
     """The database is not at the schema version this code reads."""
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be read or written right now; the message is one line of why
+    ("database is locked", "disk is full"). AsyncStore raises it instead of sqlite3 errors,
+    and the caller decides whether and when to try again."""
 
 
 class Store:
@@ -460,6 +470,15 @@ class Store:
             "UPDATE deliveries SET status = ? WHERE status = ?", [PENDING, SENDING]
         ).rowcount
 
+    # ---- maintenance -------------------------------------------------------------------
+
+    def checkpoint(self) -> bool:
+        """Copy the WAL into the database and truncate it; False if readers kept it from
+        finishing (the next one catches up). Without it a WAL that stays under the
+        auto-checkpoint size keeps its pages, and on a full disk nothing is written back."""
+        busy = self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        return not busy
+
     # ---- status ------------------------------------------------------------------------
 
     def status(self) -> StoreStatus:
@@ -485,6 +504,111 @@ class Store:
             self.db.conn.backup(dest)
         finally:
             dest.close()
+
+
+T = TypeVar("T")
+
+WRITE_BUSY_TIMEOUT = 3.0  # s a write waits for another process's lock before giving up
+READ_BUSY_TIMEOUT = 3.0  # WAL readers rarely wait at all (only while a WAL is being reset)
+WAL_SIZE_LIMIT = 1024 * 1024  # bytes a WAL file is cut back to once checkpointed
+WAL_AUTOCHECKPOINT = 250  # pages (about 1 MB); SQLite's default lets it grow to 4 MB
+
+
+class AsyncStore:
+    """The event loop's door to the database.
+
+    Writes run one at a time on one writer thread with its own connection (SQLite has a single
+    writer anyway); reads run on another thread and connection, and in WAL mode a reader never
+    waits for a writer, so a /latest answers while a write waits out another process's lock.
+    The loop only awaits: it never blocks on SQLite. Database errors come out of write() and
+    read() as StoreUnavailable, after a short busy timeout; retrying is the caller's choice.
+
+    `writer` is for code that runs before the loop starts (start-up, tests); once the loop
+    runs, go through write() so that calls never overlap on the connection.
+    """
+
+    def __init__(self, writer: Store, reader: Store) -> None:
+        self.writer = writer
+        self.reader = reader
+        self.path = writer.path
+        self._write_thread = ThreadPoolExecutor(1, thread_name_prefix="db-write")
+        self._read_thread = ThreadPoolExecutor(1, thread_name_prefix="db-read")
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        write_timeout: float = WRITE_BUSY_TIMEOUT,
+        read_timeout: float = READ_BUSY_TIMEOUT,
+    ) -> AsyncStore:
+        """Create or migrate as Store.open does (its errors are raised as they are), then open
+        the writer and reader connections that the door's threads use."""
+        Store.open(path).close()
+        writer = Store(_connect(path, write_timeout), path)
+        try:
+            # Bounded WAL: truncated back after checkpoints and checkpointed every ~1 MB.
+            writer.db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
+            writer.db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT}")
+            reader = Store(_connect(path, read_timeout), path)
+        except BaseException:
+            writer.close()
+            raise
+        reader.db.execute("PRAGMA query_only=ON")  # a write through read() is a bug: refuse it
+        return cls(writer, reader)
+
+    async def write(self, fn: Callable[[Store], T]) -> T:
+        """fn(writer) on the writer thread, after every write asked for before it."""
+        return await self._run(self._write_thread, self.writer, fn)
+
+    async def read(self, fn: Callable[[Store], T]) -> T:
+        """fn(reader) on the read connection: sees every write that write() has returned from."""
+        return await self._run(self._read_thread, self.reader, fn)
+
+    async def _run(self, thread: ThreadPoolExecutor, store: Store, fn: Callable[[Store], T]) -> T:
+        # Cancelled before its turn, fn never runs; once running, it runs to its end.
+        return await asyncio.get_running_loop().run_in_executor(thread, _guarded, store, fn)
+
+    def close(self) -> None:
+        """Wait for the calls already queued, then close both connections."""
+        self._write_thread.shutdown(wait=True)
+        self._read_thread.shutdown(wait=True)
+        self.writer.close()
+        self.reader.close()
+
+
+def _connect(path: Path, timeout: float) -> sqlite_utils.Database:
+    # Created on the caller's thread, used on the door's: check_same_thread off. One thread
+    # at a time uses each connection (single-thread executors), which is what SQLite needs.
+    conn = sqlite3.connect(str(path), isolation_level=None, timeout=timeout,
+                           check_same_thread=False)  # fmt: skip
+    try:
+        conn.execute("PRAGMA synchronous=NORMAL")  # per connection, as in Store.open
+        conn.execute("PRAGMA foreign_keys=ON")
+    except BaseException:
+        conn.close()
+        raise
+    return sqlite_utils.Database(conn)
+
+
+def _guarded(store: Store, fn: Callable[[Store], T]) -> T:
+    try:
+        return fn(store)
+    except (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError):
+        raise  # a bug in the caller, not the database's state: retrying would not help
+    except sqlite3.Error as exc:
+        # A failed COMMIT (locked, full) leaves the transaction open, and every later BEGIN
+        # would fail with "cannot start a transaction within a transaction".
+        if store.db.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                store.db.conn.execute("ROLLBACK")
+        raise StoreUnavailable(unavailable_reason(exc)) from exc
+
+
+def unavailable_reason(exc: sqlite3.Error) -> str:
+    """One line for logs and admins: SQLite's own words, "disk is full" for SQLITE_FULL."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return "disk is full" if "disk is full" in text else text
 
 
 def retry_delay(attempt: int, base: float, cap: float) -> timedelta:
