@@ -31,7 +31,10 @@ def read_counter(counter: CounterConfig, now: datetime, tz: ZoneInfo) -> Counter
 def read_counters(
     counters: tuple[CounterConfig, ...], now: datetime, tz: ZoneInfo
 ) -> list[CounterReading]:
-    return [read_counter(c, now, tz) for c in counters]
+    """The counters that have started by `now`: before its date a counter is left out, as the
+    site would not show "-8 days have passed"."""
+    readings = [read_counter(c, now, tz) for c in counters]
+    return [r for r in readings if r.days >= 0]
 
 
 def clock_label(tz: ZoneInfo) -> str:

@@ -8,7 +8,14 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from bot.config import CounterConfig
-from bot.counters import clock_label, clock_readings, days_since, long_date, read_counter
+from bot.counters import (
+    clock_label,
+    clock_readings,
+    days_since,
+    long_date,
+    read_counter,
+    read_counters,
+)
 
 LONDON = ZoneInfo("Europe/London")
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -82,3 +89,18 @@ def test_clocks_and_date_as_on_the_banner() -> None:
     assert clock_readings((MOSCOW, LONDON), moment) == [("Moscow", "00:54"), ("London", "22:54")]
     assert long_date(moment, LONDON) == "26 October 2021"
     assert clock_label(ZoneInfo("America/Argentina/Buenos_Aires")) == "Buenos Aires"
+
+
+def test_a_counter_before_its_start_date_is_left_out() -> None:
+    counters = (
+        CounterConfig(date(2018, 3, 4), "{days} days since A"),
+        CounterConfig(date(2018, 3, 12), "{days} days since B"),
+    )
+    london = ZoneInfo("Europe/London")
+    at = datetime(2018, 3, 4, 12, tzinfo=UTC)
+    assert [r.text for r in read_counters(counters, at, london)] == ["0 days since A"]
+    at = datetime(2018, 3, 12, 12, tzinfo=UTC)
+    assert [r.text for r in read_counters(counters, at, london)] == [
+        "8 days since A",
+        "0 days since B",
+    ]
