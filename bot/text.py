@@ -5,10 +5,16 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
+# Elements that end a line: text on either side must not run together ("Cell oneCell two").
 _BLOCK_TAGS = {
     "p", "div", "br", "li", "ul", "ol", "h1", "h2", "h3", "h4", "h5", "h6",
     "blockquote", "pre", "tr", "table", "section", "article", "header", "footer",
+    "dl", "dt", "dd", "hr", "figure", "figcaption", "caption", "address", "main", "nav",
+    "aside", "details", "summary", "thead", "tbody", "tfoot", "fieldset", "legend", "center",
+    "hgroup", "menu", "dialog", "search", "option",
 }  # fmt: skip
+# Table cells sit side by side: a space keeps a row on one line, even with keep_lines.
+_CELL_TAGS = {"td", "th"}
 _SKIP_TAGS = {"script", "style", "head", "title", "template", "noscript"}
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _LINE_EDGES = re.compile(r" *\n *")
@@ -28,18 +34,24 @@ class _TextExtractor(HTMLParser):
             self._skip += 1
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")
+        elif tag in _CELL_TAGS:
+            self.parts.append(" ")
         elif tag == "a":
             self._hrefs.append(dict(attrs).get("href"))
 
     def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in _BLOCK_TAGS:
             self.parts.append("\n")
+        elif tag in _CELL_TAGS:
+            self.parts.append(" ")
 
     def handle_endtag(self, tag: str) -> None:
         if tag in _SKIP_TAGS:
             self._skip = max(0, self._skip - 1)
         elif tag in _BLOCK_TAGS:
             self.parts.append("\n")
+        elif tag in _CELL_TAGS:
+            self.parts.append(" ")
         elif tag == "a" and self._hrefs:
             href = self._hrefs.pop()
             if self.show_links and href:
@@ -61,6 +73,38 @@ def html_to_text(markup: str, *, show_links: bool = False, keep_lines: bool = Fa
     parser.close()
     text = "".join(parser.parts)
     return fold_whitespace(text, keep_lines=keep_lines)
+
+
+# Elements a feed's HTML is made of; prose that mentions "<b>" rarely starts with one.
+_HTML_NAMES = (
+    "a|abbr|article|aside|b|blockquote|br|center|cite|code|dd|del|div|dl|dt|em|figcaption|"
+    "figure|font|footer|h[1-6]|header|hr|i|iframe|img|ins|li|main|mark|nav|ol|p|pre|q|s|"
+    "section|small|span|strong|sub|sup|table|tbody|td|th|thead|time|tr|u|ul"
+)
+_MARKUP_TAG = re.compile(rf"<!--.*?-->|</?(?:{_HTML_NAMES})(?:\s[^<>]*)?/?>", re.I | re.S)
+_MARKUP_START = re.compile(rf"<!--|<(?:{_HTML_NAMES})[\s/>]", re.I)
+
+
+def looks_like_markup(text: str) -> bool:
+    """Is this text HTML that was escaped once more than it should have been?
+
+    Conservative, so a lead that mentions "<b>" in prose stays as written: the text must start
+    with an HTML tag or comment, end with ">", and hold at least two HTML tags.
+    """
+    text = text.strip()
+    if not (text.endswith(">") and _MARKUP_START.match(text)):
+        return False
+    return len(_MARKUP_TAG.findall(text, 0, 4096)) >= 2
+
+
+def feed_text(value: str, *, is_html: bool) -> str:
+    """A feed field as plain text: HTML read as text, and HTML escaped twice read as text too.
+
+    Some feeds (reddit's) escape their HTML twice, so one unescape still leaves
+    `<!-- SC_OFF --><div class="md"><p>`; that is markup, not what the statement says.
+    """
+    text = html_to_text(value) if is_html else fold_whitespace(value)
+    return html_to_text(text) if looks_like_markup(text) else text
 
 
 def fold_whitespace(text: str, *, keep_lines: bool = False) -> str:

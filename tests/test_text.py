@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from bot.text import fold_whitespace, html_to_text, shorten, telegram_length
+import pytest
+
+from bot.text import (
+    feed_text,
+    fold_whitespace,
+    html_to_text,
+    looks_like_markup,
+    shorten,
+    telegram_length,
+)
 
 
 def test_html_to_text_drops_tags_and_decodes_entities() -> None:
@@ -48,3 +57,93 @@ def test_telegram_length_counts_utf16_units() -> None:
     assert telegram_length("abc") == 3
     assert telegram_length("Привет") == 6
     assert telegram_length("🇬🇧") == 4  # two regional indicators outside the BMP
+
+
+# ---- block boundaries: words on either side never run together ------------------------
+
+
+@pytest.mark.parametrize(
+    ("markup", "text"),
+    [
+        ("<table><tr><td>Cell one</td><td>Cell two</td></tr></table>", "Cell one Cell two"),
+        ("<table><tr><th>Head one</th><th>Head two</th></tr></table>", "Head one Head two"),
+        ("<table><caption>Caption</caption><tr><td>cell</td></tr></table>", "Caption cell"),
+        ("<dl><dt>Term</dt><dd>Definition</dd><dt>Next</dt></dl>", "Term Definition Next"),
+        ("Above<hr>Below", "Above Below"),
+        ("Above<hr/>Below", "Above Below"),
+        ("<figure><img src='x.png'><figcaption>Caption</figcaption></figure>Text",
+         "Caption Text"),
+        ("<ul><li>One</li><li>Two</li></ul>", "One Two"),
+        ("<address>Embassy</address>London", "Embassy London"),
+        ("<main>Main</main><nav>Nav</nav><aside>Aside</aside>", "Main Nav Aside"),
+        ("<details><summary>More</summary>Hidden text</details>", "More Hidden text"),
+        ("<section>One</section><article>Two</article>", "One Two"),
+        ("<fieldset><legend>Legend</legend>Body</fieldset>", "Legend Body"),
+    ],
+    ids=["td", "th", "caption", "dt-dd", "hr", "hr-self-closing", "figcaption", "li",
+         "address", "main-nav-aside", "details-summary", "section-article", "legend"],
+)  # fmt: skip
+def test_html_to_text_keeps_words_apart_at_block_boundaries(markup: str, text: str) -> None:
+    assert html_to_text(markup) == text
+
+
+def test_html_to_text_keeps_a_table_row_on_one_line_for_the_console() -> None:
+    markup = "<table><tr><td>a</td><td>b</td></tr><tr><td>c</td><td>d</td></tr></table>"
+    assert html_to_text(markup, keep_lines=True) == "a b\n\nc d"  # cells of a row stay together
+
+
+def test_inline_tags_do_not_add_spaces() -> None:
+    assert html_to_text("<b>Bold</b><i>italic</i> and wo<span>rd</span>") == "Bolditalic and word"
+
+
+# ---- HTML escaped twice ---------------------------------------------------------------
+
+REDDIT_TWICE = (
+    "&lt;!-- SC_OFF --&gt;&lt;div class=&quot;md&quot;&gt;&lt;p&gt;The embassy&amp;#39;s "
+    "statement on the talks.&lt;/p&gt;&lt;/div&gt;&lt;!-- SC_ON --&gt; &amp;#32; submitted by "
+    "&lt;a href=&quot;https://www.reddit.com/user/x&quot;&gt; /u/x &lt;/a&gt;"
+)
+
+
+def test_html_escaped_twice_reads_as_text() -> None:
+    """reddit's feeds: one unescape still leaves markup; that is read as text too."""
+    assert feed_text(REDDIT_TWICE, is_html=True) == (
+        "The embassy's statement on the talks. submitted by /u/x"
+    )
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["&lt;p&gt;Hello &lt;b&gt;world&lt;/b&gt;&lt;/p&gt;", "<p>&lt;p&gt;Hello world&lt;/p&gt;</p>"],
+)
+def test_paragraph_escaped_twice_reads_as_text(value: str) -> None:
+    assert feed_text(value, is_html=True) == "Hello world"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Use &lt;b&gt; for bold and &lt;/b&gt; to end it.",
+        "&lt;b&gt; marks bold text, as every editor knows",
+        "Standard: &lt;15 days; urgent: &gt;3 days",
+        "&lt;p&gt; is the paragraph tag",
+        "&lt;br&gt;",
+    ],
+)
+def test_prose_that_mentions_tags_stays_as_written(value: str) -> None:
+    """Conservative: a lead that talks about "<b>" keeps it."""
+    import html
+
+    assert feed_text(value, is_html=True) == html.unescape(value)
+
+
+def test_looks_like_markup() -> None:
+    assert looks_like_markup('<!-- SC_OFF --><div class="md"><p>x</p></div>')
+    assert looks_like_markup("<p>Hello</p>")
+    assert not looks_like_markup("<p> is a tag")
+    assert not looks_like_markup("The <b> tag makes text <b>bold</b>")
+    assert not looks_like_markup("<15 days> and <30 days>")
+
+
+def test_plain_text_field_is_folded_not_parsed() -> None:
+    assert feed_text("  A &amp; B\n<15 days  ", is_html=False) == "A &amp; B <15 days"
