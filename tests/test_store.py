@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -11,7 +15,16 @@ import pytest
 from bot.config import FeedConfig
 from bot.model import Statement
 from bot.poller import record_poll
-from bot.store import CLOSED, FAILED, PENDING, SENDING, SENT, Store
+from bot.store import (
+    CLOSED,
+    FAILED,
+    PENDING,
+    SENDING,
+    SENT,
+    AsyncStore,
+    Store,
+    StoreUnavailable,
+)
 
 FEED = FeedConfig(name="statements", url="https://example.org/rss", flood_limit=10)
 T0 = datetime(2021, 10, 1, tzinfo=UTC)
@@ -235,3 +248,123 @@ def test_prune_deletes_only_old_finished_rows(baseline: Store, now: datetime) ->
     assert ("1", "k3", SENT) not in remaining
     assert len(remaining) == 3 and {s for _, _, s in remaining} == {PENDING}
     assert baseline.statement_count() == 4
+
+
+# ---- AsyncStore: the event loop's door ----------------------------------------------------
+
+
+@pytest.fixture
+def door(tmp_path: Path) -> Iterator[AsyncStore]:
+    """A short busy timeout, so that waiting out a held lock takes a fraction of a second."""
+    db = AsyncStore.open(tmp_path / "state" / "bot.sqlite3", write_timeout=0.3)
+    yield db
+    db.close()
+
+
+def hold_write_lock(path: Path) -> sqlite3.Connection:
+    """Another connection (as another process would) holding the write lock, a write pending."""
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO feeds (name, url) VALUES ('other', 'https://other.example')")
+    return other
+
+
+async def test_a_read_answers_while_another_process_holds_the_write_lock(
+    door: AsyncStore, now: datetime
+) -> None:
+    door.writer.subscribe(1, "private", now)
+    assert door.path is not None
+    other = hold_write_lock(door.path)
+    try:
+        started = time.perf_counter()
+        status = await door.read(lambda s: s.status())
+        assert time.perf_counter() - started < 0.2
+        assert status.active_subscribers == 1 and status.feeds == []  # committed data only
+    finally:
+        other.close()
+
+
+async def test_a_write_waiting_for_a_lock_does_not_block_the_loop(door: AsyncStore) -> None:
+    assert door.path is not None
+    other = hold_write_lock(door.path)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.perf_counter()
+        while True:
+            await asyncio.sleep(0.01)
+            gaps.append(time.perf_counter() - last)
+            last = time.perf_counter()
+
+    ticking = asyncio.create_task(ticker())
+    try:
+        with pytest.raises(StoreUnavailable, match=r"^database is locked$"):
+            await door.write(lambda s: s.ensure_feed(FEED))
+    finally:
+        ticking.cancel()
+        other.close()
+    assert len(gaps) >= 10 and max(gaps) < 0.1, max(gaps)  # the loop went on meanwhile
+    await door.write(lambda s: s.ensure_feed(FEED))  # and the lock's end is the fault's end
+    assert await door.read(lambda s: s.feed_state(FEED.name)) is not None
+
+
+async def test_a_write_failing_mid_transaction_does_not_wedge_the_writer(door: AsyncStore) -> None:
+    """SQLite leaves a transaction open when a statement in it hits a lock; the door closes it,
+    or every later write would fail with 'cannot start a transaction within a transaction'."""
+    assert door.path is not None
+    other = hold_write_lock(door.path)
+
+    def half_done(s: Store) -> None:
+        s.db.execute("BEGIN")
+        s.db.execute("UPDATE feeds SET url = 'x'")
+
+    with pytest.raises(StoreUnavailable):
+        await door.write(half_done)
+    other.close()
+    await door.write(lambda s: s.ensure_feed(FEED))
+    assert not door.writer.db.conn.in_transaction
+
+
+async def test_a_full_disk_is_one_line_and_writes_work_once_space_returns(
+    door: AsyncStore, now: datetime
+) -> None:
+    pages = await door.write(lambda s: s.db.execute("PRAGMA page_count").fetchone()[0])
+    await door.write(lambda s: s.db.execute(f"PRAGMA max_page_count = {pages}"))  # "disk full"
+
+    def subscribe_many(s: Store) -> None:
+        with s.db.atomic():
+            for chat in range(2000):
+                s.subscribe(chat, "private", now)
+
+    with pytest.raises(StoreUnavailable, match=r"^disk is full$"):
+        await door.write(subscribe_many)
+    assert await door.read(lambda s: s.active_subscriber_count()) == 0  # all or nothing
+    await door.write(lambda s: s.db.execute("PRAGMA max_page_count = 1073741823"))  # freed
+    await door.write(subscribe_many)
+    assert await door.read(lambda s: s.active_subscriber_count()) == 2000
+
+
+async def test_writes_run_one_at_a_time_on_one_thread_off_the_loop(door: AsyncStore) -> None:
+    threads: set[int] = set()
+    inside = 0
+    most = 0
+
+    def write(s: Store) -> None:
+        nonlocal inside, most
+        inside += 1
+        most = max(most, inside)
+        threads.add(threading.get_ident())
+        time.sleep(0.005)
+        inside -= 1
+
+    await asyncio.gather(*(door.write(write) for _ in range(10)))
+    assert most == 1 and len(threads) == 1 and threading.get_ident() not in threads
+
+
+def test_bugs_are_not_taken_for_an_unavailable_database(door: AsyncStore) -> None:
+    async def duplicate() -> None:
+        await door.write(lambda s: s.db.execute("INSERT INTO feeds (name, url) VALUES ('a', 'u')"))
+        await door.write(lambda s: s.db.execute("INSERT INTO feeds (name, url) VALUES ('a', 'u')"))
+
+    with pytest.raises(sqlite3.IntegrityError):
+        asyncio.run(duplicate())
