@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from bot.model import Delivery, StoredStatement
-from bot.store import Store, retry_delay
+from bot.store import AsyncStore, Store, StoreUnavailable, retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -91,12 +91,16 @@ class DrainReport:
     moved_chats: int = 0
     # statement id -> (title, [(chat, reason), ...]): one notice per statement, not per chat
     failures: dict[int, tuple[str, list[tuple[int | str, str]]]] = field(default_factory=dict)
+    db_error: str | None = None  # the database could not be written: the drain paused
+
+
+Record = Callable[[Store], object]  # writes one send's outcome; safe to run twice
 
 
 class DeliveryEngine:
     def __init__(
         self,
-        store: Store,
+        db: AsyncStore,
         sender: Sender,
         render: Renderer,
         notify_admins: AdminNotifier,
@@ -111,7 +115,7 @@ class DeliveryEngine:
         per_chat_interval: float = 0.0,  # Telegram: about one message a second to one chat
         outage_pause: float = 30.0,
     ) -> None:
-        self.store = store
+        self.db = db
         self.sender = sender
         self.render = render
         self.notify_admins = notify_admins
@@ -129,33 +133,134 @@ class DeliveryEngine:
         self._stopping = False
         self._last_send: dict[int | str, float] = {}  # chat -> time.monotonic() of its last send
         self._reachability: tuple[datetime, bool] | None = None  # (checked at, answer)
+        # The database: one write at a time from here, so that after a failure the writes
+        # queued behind it do not each wait out the busy timeout.
+        self._gate = asyncio.Lock()
+        self._db_blocked = False  # no writes (and so no sends) until the next drain's probe
+        self._db_error: str | None = None  # why it failed; admins were told once
+        # Outcomes Telegram gave that the database has not taken yet, by delivery id. Their
+        # rows stay 'sending', which due_deliveries never returns, so they are not sent again.
+        self._unrecorded: dict[int, Record] = {}
 
     def stop(self) -> None:
         """Send nothing new; the messages already in flight finish."""
         self._stopping = True
 
+    async def close(self) -> int:
+        """At shutdown, after the last drain: a last try to write the outcomes held in memory.
+        Returns how many are still unwritten (their rows are sent again at start-up)."""
+        async with self._lock:
+            self._db_blocked = False
+            await self.flush()
+            return len(self._unrecorded)
+
+    @property
+    def unrecorded(self) -> int:
+        """Sends whose outcome is only in memory, waiting for the database."""
+        return len(self._unrecorded)
+
     async def drain(self) -> DrainReport:
         """Send every due row, one message per chat at a time, oldest statement first."""
         report = DrainReport()
         async with self._lock:  # one drain at a time: a chat never has two messages in flight
-            semaphore = asyncio.Semaphore(self.concurrency)
-            while not self._stopping:
-                if self._paused_until and self.clock() < self._paused_until:
-                    break
-                due = self.store.due_deliveries(self.clock(), self.batch, kind=self.kind)
-                if not due:
-                    break
-                self._forget_old_sends()
-
-                async def one(delivery: Delivery) -> None:
-                    await self._pace(delivery.subscriber.chat_id)
-                    async with semaphore:
-                        if not self._stopping:
-                            await self._deliver(delivery, report)
-
-                await asyncio.gather(*(one(d) for d in due))
+            self._db_blocked = False  # probe: the first write tells whether it is back
+            if await self.flush():
+                await self._drain_batches(report)
+            report.db_error = self._db_error
             await self._report_failures(report)
+            if report.sent and not self._db_blocked:
+                await self._checkpoint()
         return report
+
+    async def _drain_batches(self, report: DrainReport) -> None:
+        semaphore = asyncio.Semaphore(self.concurrency)
+
+        async def one(delivery: Delivery) -> None:
+            await self._pace(delivery.subscriber.chat_id)
+            async with semaphore:
+                if not self._stopping and not self._db_blocked:
+                    await self._deliver(delivery, report)
+
+        while not self._stopping and not self._db_blocked:
+            if self._paused_until and self.clock() < self._paused_until:
+                break
+            try:
+                due = await self.db.read(
+                    lambda s: s.due_deliveries(self.clock(), self.batch, kind=self.kind)
+                )
+            except StoreUnavailable as exc:
+                await self._db_failed(str(exc))
+                break
+            if not due:
+                break
+            self._forget_old_sends()
+            # Every send of the batch is awaited, whatever another one raised: a send left
+            # running unawaited would race the next drain for the same rows.
+            results = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
+            for delivery, result in zip(due, results, strict=True):
+                if isinstance(result, BaseException):
+                    logger.error("delivery %s crashed", delivery.id, exc_info=result)
+                    if not isinstance(result, Exception):
+                        raise result  # cancelled (shutdown): stop here
+
+    async def flush(self) -> bool:
+        """Write the outcomes still held in memory; True when none is left."""
+        if not self._unrecorded:
+            return True
+        pending = dict(self._unrecorded)
+
+        def record_all(store: Store) -> None:
+            with store.db.atomic():
+                for record in pending.values():
+                    record(store)
+
+        if not await self._write(record_all):
+            return False
+        for delivery_id in pending:
+            self._unrecorded.pop(delivery_id, None)
+        logger.info("recorded %d send outcomes kept while the database was failing", len(pending))
+        return True
+
+    async def _write(self, fn: Record) -> bool:
+        """fn through the writer, unless the database failed during this drain; False when
+        it was not written (the reason is in self._db_error)."""
+        async with self._gate:
+            if self._db_blocked:
+                return False
+            try:
+                await self.db.write(fn)
+            except StoreUnavailable as exc:
+                failed = str(exc)
+            else:
+                failed = None
+        if failed is not None:
+            await self._db_failed(failed)
+            return False
+        if self._db_error is not None:
+            logger.warning("the database can be written again; deliveries resume")
+            self._db_error = None
+            await self._tell_admins("The database can be written again; deliveries resumed.")
+        return True
+
+    async def _db_failed(self, reason: str) -> None:
+        """Pause: nothing more is sent until a later drain finds the database writable."""
+        self._db_blocked = True
+        if self._db_error is not None:
+            return  # told already
+        self._db_error = reason
+        logger.error("the database cannot be written (%s): deliveries paused", reason)
+        await self._tell_admins(
+            f"The database cannot be written ({reason}). Deliveries are paused and resume by "
+            "themselves once it can; nothing is lost or sent twice."
+        )
+
+    async def _checkpoint(self) -> None:
+        """Fold the WAL back into the database after a fan-out, so it does not grow."""
+        async with self._gate:
+            try:
+                await self.db.write(Store.checkpoint)
+            except StoreUnavailable as exc:
+                logger.warning("WAL checkpoint failed: %s", exc)
 
     async def _pace(self, chat_id: int | str) -> None:
         """Keep a chat's messages about per_chat_interval apart (Telegram's per-chat limit)."""
@@ -172,7 +277,10 @@ class DeliveryEngine:
     async def _deliver(self, delivery: Delivery, report: DrainReport) -> None:
         sub = delivery.subscriber
         where = f"statement {delivery.statement.id} to chat {sub.chat_id}"
-        self.store.mark_sending(delivery.id, self.clock())
+        claimed_at = self.clock()
+        # No 'sending' mark, no send: the row stays pending and goes out after the fault.
+        if not await self._write(lambda s: s.mark_sending(delivery.id, claimed_at)):
+            return
         if self.per_chat_interval:
             self._last_send[sub.chat_id] = time.monotonic()
         try:
@@ -182,13 +290,14 @@ class DeliveryEngine:
             logger.exception("delivery of %s crashed", where)
             outcome = TransientFailure(f"internal error: {type(exc).__name__}: {exc}")
         now = self.clock()
+        record: Record
         match outcome:
             case Sent(message_id):
-                self.store.mark_sent(delivery.id, message_id, now)
+                record = lambda s: s.mark_sent(delivery.id, message_id, now)  # noqa: E731
                 report.sent += 1
             case ChatGone(reason):
                 logger.info("chat %s is gone (%s): unsubscribed", sub.chat_id, reason)
-                self.store.deactivate(sub.chat_id, reason, now)
+                record = lambda s: s.deactivate(sub.chat_id, reason, now)  # noqa: E731
                 report.closed_chats += 1
                 if sub.kind == "channel":
                     await self._tell_admins(
@@ -197,14 +306,19 @@ class DeliveryEngine:
                     )
             case ChatMoved(new_chat_id):
                 logger.info("chat %s migrated to %s: resending there", sub.chat_id, new_chat_id)
-                self.store.migrate_chat(sub.chat_id, new_chat_id, now)
-                self.store.mark_retry(delivery.id, "chat migrated", now, count_attempt=False)
+
+                def record(s: Store) -> None:
+                    s.migrate_chat(sub.chat_id, new_chat_id, now)  # a no-op the second time
+                    s.mark_retry(delivery.id, "chat migrated", now, count_attempt=False)
+
                 report.moved_chats += 1
             case Throttled(seconds):
                 logger.warning("flood control: pausing sends for %.1f s (%s)", seconds, where)
                 until = now + timedelta(seconds=seconds)
                 self._pause(until)
-                self.store.mark_retry(delivery.id, "flood control", until, count_attempt=False)
+                record = lambda s: s.mark_retry(  # noqa: E731
+                    delivery.id, "flood control", until, count_attempt=False
+                )
                 report.retried += 1
             case TransientFailure(reason) if await self._in_outage(now):
                 # Telegram itself does not answer: not this chat's problem, and an outage must
@@ -212,23 +326,26 @@ class DeliveryEngine:
                 logger.error("Telegram unreachable (%s): sends paused for %s", reason,
                              self.outage_pause)  # fmt: skip
                 self._pause(now + self.outage_pause)
-                self.store.mark_retry(
+                record = lambda s: s.mark_retry(  # noqa: E731
                     delivery.id, reason, now + self.outage_pause, count_attempt=False
                 )
                 report.retried += 1
             case TransientFailure(reason) if delivery.attempts + 1 < self.max_attempts:
                 delay = retry_delay(delivery.attempts + 1, self.retry_base, self.retry_cap)
                 logger.warning("delivery of %s failed (%s); retry in %s", where, reason, delay)
-                self.store.mark_retry(delivery.id, reason, now + delay)
+                record = lambda s: s.mark_retry(delivery.id, reason, now + delay)  # noqa: E731
                 report.retried += 1
             case TransientFailure(reason) | PermanentFailure(reason):
                 logger.error("delivery of %s failed for good: %s", where, reason)
-                self.store.mark_failed(delivery.id, reason)
+                record = lambda s: s.mark_failed(delivery.id, reason)  # noqa: E731
                 report.failed += 1
                 _, chats = report.failures.setdefault(
                     delivery.statement.id, (delivery.statement.title, [])
                 )
                 chats.append((sub.chat_id, reason))
+        # Telegram has answered: that answer is kept until it is written, never asked again.
+        if not await self._write(record):
+            self._unrecorded[delivery.id] = record
 
     def _pause(self, until: datetime) -> None:
         self._paused_until = max(self._paused_until or until, until)

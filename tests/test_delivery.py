@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -19,9 +21,9 @@ from bot.delivery import (
     Throttled,
     TransientFailure,
 )
+from bot.diff import PollDecision
 from bot.model import Statement
-from bot.poller import record_poll
-from bot.store import Store
+from bot.store import AsyncStore, Store
 
 FEED = FeedConfig(name="statements", url="https://example.org/rss")
 
@@ -70,6 +72,20 @@ def statements(*numbers: int, base: datetime) -> list[Statement]:
 
 
 @pytest.fixture
+def db(tmp_path: Path) -> Iterator[AsyncStore]:
+    """The engine's door to a real SQLite file."""
+    door = AsyncStore.open(tmp_path / "state" / "bot.sqlite3")
+    yield door
+    door.close()
+
+
+@pytest.fixture
+def store(db: AsyncStore) -> Store:
+    """The same database, for setting up and checking between drains (nothing writes then)."""
+    return db.writer
+
+
+@pytest.fixture
 def clock(now: datetime) -> Clock:
     return Clock(now)
 
@@ -85,17 +101,17 @@ def sender() -> ScriptedSender:
 
 
 @pytest.fixture
-def engine(store: Store, sender: ScriptedSender, admins: Admins, clock: Clock) -> DeliveryEngine:
+def engine(db: AsyncStore, sender: ScriptedSender, admins: Admins, clock: Clock) -> DeliveryEngine:
     return DeliveryEngine(
-        store, sender, lambda s: s.title, admins, clock, retry_base=10, max_attempts=3
+        db, sender, lambda s: s.title, admins, clock, retry_base=10, max_attempts=3
     )
 
 
 def publish(store: Store, now: datetime, *numbers: int) -> None:
-    """A baseline of k0, then the given statements as one new poll."""
-    record_poll(store, FEED, statements(0, base=now - timedelta(days=1)), now)
-    record_poll(store, FEED, statements(0, base=now - timedelta(days=1)) + statements(
-        *numbers, base=now - timedelta(days=1)), now)  # fmt: skip
+    """The given statements as one poll's new ones: an outbox row each for every subscriber."""
+    store.ensure_feed(FEED)
+    push = list(reversed(statements(*numbers, base=now - timedelta(days=1))))  # oldest first
+    store.apply_poll(FEED.name, PollDecision(push=push), now)
 
 
 async def test_everyone_gets_every_statement_once_in_order(
@@ -194,7 +210,12 @@ async def test_a_refused_message_fails_at_once_and_admins_hear(
 
 
 async def test_a_crashing_sender_loses_nothing(
-    store: Store, sender: ScriptedSender, admins: Admins, clock: Clock, now: datetime
+    db: AsyncStore,
+    store: Store,
+    sender: ScriptedSender,
+    admins: Admins,
+    clock: Clock,
+    now: datetime,
 ) -> None:
     class Broken(ScriptedSender):
         async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
@@ -202,10 +223,10 @@ async def test_a_crashing_sender_loses_nothing(
 
     store.subscribe(1, "private", now)
     publish(store, now, 1)
-    engine = DeliveryEngine(store, Broken(), lambda s: s.title, admins, clock, retry_base=1)
+    engine = DeliveryEngine(db, Broken(), lambda s: s.title, admins, clock, retry_base=1)
     report = await engine.drain()
     assert report.retried == 1
-    fixed = DeliveryEngine(store, sender, lambda s: s.title, admins, clock)
+    fixed = DeliveryEngine(db, sender, lambda s: s.title, admins, clock)
     clock.now += timedelta(seconds=5)
     assert (await fixed.drain()).sent == 1
 
@@ -258,7 +279,12 @@ async def test_one_notice_per_statement_however_many_chats_fail(
 
 
 async def test_messages_to_one_chat_are_paced(
-    store: Store, sender: ScriptedSender, admins: Admins, clock: Clock, now: datetime
+    db: AsyncStore,
+    store: Store,
+    sender: ScriptedSender,
+    admins: Admins,
+    clock: Clock,
+    now: datetime,
 ) -> None:
     import time
 
@@ -274,7 +300,7 @@ async def test_messages_to_one_chat_are_paced(
     timed = Timed()
     store.subscribe(1, "private", now)
     publish(store, now, 1, 2, 3)
-    engine = DeliveryEngine(store, timed, lambda s: s.title, admins, clock, per_chat_interval=0.2)
+    engine = DeliveryEngine(db, timed, lambda s: s.title, admins, clock, per_chat_interval=0.2)
     assert (await engine.drain()).sent == 3
     gaps = [b - a for a, b in zip(timed.times, timed.times[1:], strict=False)]
     assert all(gap >= 0.19 for gap in gaps), gaps
