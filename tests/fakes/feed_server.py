@@ -197,10 +197,10 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True  # a handler still trickling bytes never holds up the test run
     block_on_close = False
 
-    def __init__(self, owner: FeedServer) -> None:
+    def __init__(self, owner: FeedServer, host: str) -> None:
         self.owner = owner
         self.stopping = threading.Event()
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__((host, 0), _Handler)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that gave up (timeout, size cap) closes the socket mid-answer: expected here.
@@ -208,13 +208,18 @@ class _Server(ThreadingHTTPServer):
 
 
 class FeedServer:
-    """A feed host on 127.0.0.1 whose routes the test configures; see the module docstring."""
+    """A feed host on 127.0.0.1 whose routes the test configures; see the module docstring.
 
-    def __init__(self) -> None:
+    `host` may be any other loopback address (Linux answers on all of 127/8): tests of the
+    private-address rules run a "public" server on 127.0.0.2 beside an "internal" one.
+    """
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self._lock = threading.Lock()
         self._routes: dict[str, _Route] = {}
         self._requests: list[RecordedRequest] = []
-        self._server = _Server(self)
+        self._server = _Server(self, host)
         self.port: int = self._server.server_address[1]
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -249,7 +254,7 @@ class FeedServer:
     # ---- addresses and records ---------------------------------------------------------
 
     def url(self, path: str = "/feed.xml") -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"http://{self.host}:{self.port}{path}"
 
     @property
     def requests(self) -> list[RecordedRequest]:
