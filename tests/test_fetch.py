@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
+import logging
 import os
+import struct
 import time
-from collections.abc import AsyncIterator, Iterator
+import tracemalloc
+import zlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from bot.fetch import USER_AGENT, FetchError, FetchResult, fetch_feed, make_client
+from bot.fetch import (
+    DEFAULT_POLICY,
+    USER_AGENT,
+    FetchError,
+    FetchResult,
+    fetch_feed,
+    make_client,
+)
 from tests.conftest import SAMPLES
 from tests.fakes.feed_server import FeedServer, closed_port_url, http_date, strong_etag
 
@@ -43,9 +56,16 @@ async def fetch(
     last_modified: str | None = None,
     max_bytes: int = CAP,
     timeout: float = TIMEOUT,
+    headers: dict[str, str] | None = None,
 ) -> FetchResult:
     return await fetch_feed(
-        client, url, etag=etag, last_modified=last_modified, max_bytes=max_bytes, timeout=timeout
+        client,
+        url,
+        etag=etag,
+        last_modified=last_modified,
+        max_bytes=max_bytes,
+        timeout=timeout,
+        headers=headers,
     )
 
 
@@ -372,3 +392,682 @@ async def test_feed_server_stops_at_once_with_a_slow_answer_in_progress() -> Non
         with pytest.raises(FetchError):
             await asyncio.wait_for(task, 5)
     assert stopped_in < 1
+
+
+# ---- Content-Encoding: decoded size, layer by layer, without blocking the loop -------
+
+
+def gzip_bomb(decoded_mib: int) -> bytes:
+    """A gzip member that decodes to `decoded_mib` MiB of zeros, built in milliseconds.
+
+    Each MiB is compressed with a full flush, so every MiB after the first compresses to the
+    same bytes and is simply repeated. The trailer's CRC is wrong: a decoder that respects the
+    cap never gets there.
+    """
+    zeros = b"\0" * (1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
+    first = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    again = compressor.compress(zeros) + compressor.flush(zlib.Z_FULL_FLUSH)
+    deflated = first + again * (decoded_mib - 1) + compressor.flush()
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    return header + deflated + struct.pack("<II", 0, (decoded_mib << 20) & 0xFFFFFFFF)
+
+
+def deflate_raw(data: bytes) -> bytes:
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(data) + compressor.flush()
+
+
+async def max_loop_gap(task: asyncio.Task[object]) -> float:
+    """The longest the event loop went without running a 10 ms ticker while `task` ran."""
+    gap = 0.0
+    last = time.monotonic()
+    while not task.done():
+        await asyncio.sleep(0.01)
+        now = time.monotonic()
+        gap = max(gap, now - last)
+        last = now
+    return gap
+
+
+@pytest.mark.parametrize(
+    ("encoding", "encode"),
+    [
+        ("gzip", gzip.compress),
+        ("x-gzip", gzip.compress),
+        ("deflate", zlib.compress),
+        ("deflate", deflate_raw),  # what some servers send for 'deflate'
+        ("gzip, gzip", lambda b: gzip.compress(gzip.compress(b))),
+        ("deflate, gzip", lambda b: gzip.compress(zlib.compress(b))),
+        ("identity, gzip", gzip.compress),
+        ("gzip, identity", gzip.compress),
+        ("GZIP", gzip.compress),
+    ],
+    ids=[
+        "gzip",
+        "x-gzip",
+        "deflate",
+        "raw-deflate",
+        "gzip-gzip",
+        "deflate-gzip",
+        "identity-gzip",
+        "gzip-identity",
+        "upper",
+    ],
+)
+async def test_encoded_bodies_are_decoded(
+    server: FeedServer, client: httpx.AsyncClient, encoding: str, encode: Callable[[bytes], bytes]
+) -> None:
+    """Every layer a server names is undone in the right order; the body is the feed itself."""
+    server.set("/feed.xml", encode(RSS_BODY), headers={"Content-Encoding": encoding})
+
+    result = await fetch(client, server.url("/feed.xml"))
+
+    assert result.body == RSS_BODY
+
+
+async def test_only_decodable_encodings_are_asked_for(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """The bot asks for gzip and deflate only, which it can decode in bounded steps."""
+    server.set("/feed.xml", RSS_BODY)
+
+    await fetch(client, server.url("/feed.xml"))
+
+    assert server.requests_for("/feed.xml")[0].header("Accept-Encoding") == "gzip, deflate"
+
+
+async def test_gzip_members_are_all_decoded_and_trailing_junk_ignored(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """A gzip body may be several members in a row; junk after the last one is ignored."""
+    half = len(RSS_BODY) // 2
+    body = gzip.compress(RSS_BODY[:half]) + gzip.compress(RSS_BODY[half:]) + b"\n\0junk"
+    server.set("/feed.xml", body, headers={"Content-Encoding": "gzip"}, content_length=False)
+
+    result = await fetch(client, server.url("/feed.xml"))
+
+    assert result.body == RSS_BODY
+
+
+async def test_decoded_size_at_the_cap_is_accepted(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """The cap counts decoded bytes, and exactly the cap is still fine."""
+    body = RSS_BODY + b" " * (CAP - len(RSS_BODY))
+    server.set(
+        "/feed.xml", gzip.compress(gzip.compress(body)), headers={"Content-Encoding": "gzip, gzip"}
+    )
+
+    result = await fetch(client, server.url("/feed.xml"), max_bytes=CAP)
+
+    assert result.body == body
+
+
+@pytest.mark.parametrize(
+    ("encoding", "make"),
+    [
+        ("gzip", lambda: gzip_bomb(16)),  # 16 KB that decode to 16 MiB
+        ("gzip, gzip", lambda: gzip.compress(gzip_bomb(1024))),  # 2.5 KB that decode to 1 GiB
+        ("gzip, gzip", lambda: gzip.compress(gzip.compress(b"\0" * (CAP + 1)))),  # just over
+        ("deflate, gzip", lambda: gzip.compress(zlib.compress(b"\0" * (16 << 20)))),
+    ],
+    ids=["gzip-bomb", "stacked-gzip-bomb", "double-gzip-just-over", "deflate-in-gzip-bomb"],
+)
+async def test_compression_bomb_is_refused_promptly_without_blocking_the_loop(
+    server: FeedServer, encoding: str, make: Callable[[], bytes]
+) -> None:
+    """Issue 9.6: the cap holds for decoded bytes, through every layer, while decoding.
+
+    The bot's event loop keeps running meanwhile (a 10 ms ticker is never held up long), and
+    the memory the fetch takes stays near the cap, not near what the bomb would expand to.
+    """
+    body = make()
+    assert len(body) < CAP  # the raw answer passes the Content-Length check: decoding must stop it
+    server.set("/bomb.xml", body, headers={"Content-Encoding": encoding})
+    async with make_client(5) as patient:
+        tracemalloc.start()
+        try:
+            started = time.monotonic()
+            task = asyncio.create_task(
+                fetch(patient, server.url("/bomb.xml"), max_bytes=CAP, timeout=5)
+            )
+            gap = await max_loop_gap(task)
+            with pytest.raises(FetchError) as caught:
+                await task
+            elapsed = time.monotonic() - started
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+
+    reason = str(caught.value)
+    assert (
+        reason == f"the document is larger than the limit of {CAP} bytes once decoded ({encoding})"
+    )
+    assert elapsed < 2
+    assert gap < 0.25
+    assert peak < 16 * 1024 * 1024
+
+
+async def test_stacked_bomb_under_a_large_cap_still_returns_promptly(server: FeedServer) -> None:
+    """With the default 5 MiB cap the 1 GiB bomb is cut at 5 MiB, in bounded steps."""
+    server.set(
+        "/bomb.xml", gzip.compress(gzip_bomb(1024)), headers={"Content-Encoding": "gzip, gzip"}
+    )
+    cap = 5 * 1024 * 1024
+    async with make_client(5) as patient:
+        started = time.monotonic()
+        task = asyncio.create_task(
+            fetch(patient, server.url("/bomb.xml"), max_bytes=cap, timeout=5)
+        )
+        gap = await max_loop_gap(task)
+        with pytest.raises(FetchError, match=f"larger than the limit of {cap} bytes once decoded"):
+            await task
+    assert time.monotonic() - started < 3
+    assert gap < 0.25
+
+
+@pytest.mark.parametrize("encoding", ["br", "zstd", "compress", "gzip, br"])
+async def test_encoding_we_cannot_decode_is_refused_in_one_line(
+    server: FeedServer, client: httpx.AsyncClient, encoding: str
+) -> None:
+    """An encoding the bot did not ask for and cannot decode is named, not guessed at."""
+    server.set("/feed.xml", b"\x8b\x00binary", headers={"Content-Encoding": encoding})
+
+    with pytest.raises(FetchError) as caught:
+        await fetch(client, server.url("/feed.xml"))
+
+    last = encoding.split(", ")[-1]
+    assert str(caught.value) == f"unsupported Content-Encoding: {last}"
+
+
+async def test_too_many_encoding_layers_are_refused(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    body = RSS_BODY
+    for _ in range(4):
+        body = gzip.compress(body)
+    server.set("/feed.xml", body, headers={"Content-Encoding": "gzip, gzip, gzip, gzip"})
+
+    with pytest.raises(FetchError, match=r"^too many Content-Encoding layers \(4\)$"):
+        await fetch(client, server.url("/feed.xml"))
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_truncated_compressed_body_is_an_error(
+    server: FeedServer, client: httpx.AsyncClient, encoding: str
+) -> None:
+    """A stream cut short is not a shorter feed: it is an error, tried again next time."""
+    encoded = gzip.compress(RSS_BODY) if encoding == "gzip" else zlib.compress(RSS_BODY)
+    server.set("/feed.xml", encoded[: len(encoded) // 2], headers={"Content-Encoding": encoding})
+
+    with pytest.raises(FetchError, match=f"^cannot decode the {encoding} body: it is truncated$"):
+        await fetch(client, server.url("/feed.xml"))
+
+
+async def test_corrupt_gzip_is_an_error_in_one_line(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    server.set("/feed.xml", b"this is not gzip at all", headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(FetchError, match=r"^cannot decode the gzip body: ") as caught:
+        await fetch(client, server.url("/feed.xml"))
+    assert "\n" not in str(caught.value)
+
+
+async def test_encoded_error_page_still_reports_its_status(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """A 500 with a broken gzip body is still 'HTTP 500', not a decoding error."""
+    server.status("/feed.xml", 500, body=b"broken", headers={"Content-Encoding": "gzip"})
+
+    with pytest.raises(FetchError, match=r"^HTTP 500"):
+        await fetch(client, server.url("/feed.xml"))
+
+
+# ---- private addresses (SSRF) -------------------------------------------------------
+# Linux answers on all of 127/8: the "public" server listens on 127.0.0.2 and a policy that
+# counts 127.0.0.2 as public stands in for the internet; the "internal" one is on 127.0.0.1.
+
+POLICY = DEFAULT_POLICY.excluding("127.0.0.2/32")
+SECRET_BODY = b"<rss><channel><item><title>internal only</title></item></channel></rss>"
+
+
+@pytest.fixture
+def public() -> Iterator[FeedServer]:
+    with FeedServer("127.0.0.2") as s:
+        yield s
+
+
+@pytest.fixture
+def internal() -> Iterator[FeedServer]:
+    with FeedServer("127.0.0.1") as s:
+        s.set("/secret.xml", SECRET_BODY)
+        yield s
+
+
+async def fetch_as(
+    client: httpx.AsyncClient, url: str, *, private_allowed: bool | None = None, **kwargs: Any
+) -> FetchResult:
+    return await fetch_feed(
+        client,
+        url,
+        etag=None,
+        last_modified=None,
+        max_bytes=CAP,
+        timeout=TIMEOUT,
+        private_allowed=private_allowed,
+        policy=POLICY,
+        **kwargs,
+    )
+
+
+async def test_public_feed_is_fetched_and_marked_public(
+    public: FeedServer, client: httpx.AsyncClient
+) -> None:
+    public.redirect("/old.xml", "/feed.xml", status=301)
+    public.set("/feed.xml", RSS_BODY)
+
+    result = await fetch_as(client, public.url("/old.xml"))
+
+    assert result.body == RSS_BODY
+    assert result.private is False
+    assert result.permanent_redirect == public.url("/feed.xml")
+
+
+async def test_redirect_from_public_to_private_address_is_refused(
+    public: FeedServer, internal: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """Issue 9.7: the internal server's item never comes back; nothing is even sent to it."""
+    public.redirect("/feed.xml", internal.url("/secret.xml"), status=301)
+
+    with pytest.raises(FetchError) as caught:
+        await fetch_as(client, public.url("/feed.xml"))
+
+    assert (
+        str(caught.value) == "refused: redirect to a private address 127.0.0.1 (from a public one)"
+    )
+    assert internal.requests_for("/secret.xml") == []
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.1", "2130706433"])
+async def test_redirect_by_name_is_judged_by_the_address_connected_to(
+    public: FeedServer, internal: FeedServer, client: httpx.AsyncClient, host: str
+) -> None:
+    """A name (or an odd spelling of an address) is judged by where the connection went."""
+    public.redirect("/feed.xml", f"http://{host}:{internal.port}/secret.xml", status=302)
+
+    with pytest.raises(FetchError) as caught:
+        await fetch_as(client, public.url("/feed.xml"))
+
+    assert (
+        str(caught.value) == "refused: redirect to a private address 127.0.0.1 (from a public one)"
+    )
+
+
+async def test_configured_private_url_works(
+    internal: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """A feed the admin configured on a local address is legitimate, and marked private."""
+    result = await fetch_as(client, internal.url("/secret.xml"))
+
+    assert result.body == SECRET_BODY
+    assert result.private is True
+
+
+async def test_redirect_from_private_to_private_works(
+    internal: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """When the configured address is itself private, its redirects may stay private."""
+    internal.redirect("/old.xml", f"http://localhost:{internal.port}/moved.xml", status=301)
+    internal.redirect("/moved.xml", "/secret.xml", status=302)
+
+    result = await fetch_as(client, internal.url("/old.xml"))
+
+    assert result.body == SECRET_BODY
+    assert result.permanent_redirect == internal.url("/secret.xml")
+
+
+async def test_redirect_from_private_to_public_works(
+    public: FeedServer, internal: FeedServer, client: httpx.AsyncClient
+) -> None:
+    internal.redirect("/feed.xml", public.url("/feed.xml"), status=302)
+    public.set("/feed.xml", RSS_BODY)
+
+    result = await fetch_as(client, internal.url("/feed.xml"))
+
+    assert result.body == RSS_BODY
+    assert result.private is True  # the first hop decides what links in the document may reach
+
+
+async def test_link_from_a_public_page_to_a_private_address_is_refused(
+    internal: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """A discovered feed or an article of a public page: private_allowed=False."""
+    with pytest.raises(FetchError) as caught:
+        await fetch_as(client, internal.url("/secret.xml"), private_allowed=False)
+
+    assert str(caught.value) == "refused: a private address 127.0.0.1 (from a public page)"
+    assert internal.requests_for("/secret.xml") == []
+
+
+async def test_link_by_name_from_a_public_page_is_judged_after_connecting(
+    internal: FeedServer, client: httpx.AsyncClient
+) -> None:
+    with pytest.raises(
+        FetchError, match=r"^refused: a private address 127\.0\.0\.1 \(from a public page\)$"
+    ):
+        await fetch_as(
+            client, f"http://localhost:{internal.port}/secret.xml", private_allowed=False
+        )
+
+
+async def test_link_from_a_private_page_may_be_private(
+    public: FeedServer, internal: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """private_allowed=True: the page was private, so its links and their redirects may be."""
+    public.redirect("/article", internal.url("/secret.xml"), status=302)
+
+    result = await fetch_as(client, public.url("/article"), private_allowed=True)
+
+    assert result.body == SECRET_BODY
+
+
+async def test_link_from_a_public_page_to_a_public_address_works(
+    public: FeedServer, client: httpx.AsyncClient
+) -> None:
+    public.set("/article", b"<html><body>text</body></html>", content_type="text/html")
+
+    result = await fetch_as(client, public.url("/article"), private_allowed=False)
+
+    assert result.body == b"<html><body>text</body></html>"
+    assert result.private is False
+
+
+@pytest.mark.parametrize(
+    "url", ["/etc/passwd", "file:///etc/passwd", "gopher://127.0.0.2/x", "state/bot.sqlite3"]
+)
+async def test_link_from_a_public_page_to_a_file_or_other_scheme_is_refused(
+    client: httpx.AsyncClient, url: str
+) -> None:
+    with pytest.raises(FetchError, match=r"^refused: .* \(from a public page\)$"):
+        await fetch_as(client, url, private_allowed=False)
+
+
+async def test_default_policy_counts_all_of_loopback_as_private(
+    public: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """Without the test policy, 127.0.0.2 is as private as 127.0.0.1."""
+    public.set("/feed.xml", RSS_BODY)
+
+    with pytest.raises(FetchError, match=r"^refused: a private address 127\.0\.0\.2"):
+        await fetch_feed(
+            client, public.url("/feed.xml"), max_bytes=CAP, timeout=TIMEOUT, private_allowed=False
+        )
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        ("http://[::1]:{port}/secret.xml", "::1"),
+        ("http://[::ffff:127.0.0.1]:{port}/secret.xml", "::ffff:127.0.0.1"),
+        ("http://0.0.0.0:{port}/secret.xml", "0.0.0.0"),
+        ("http://169.254.169.254/latest/meta-data/", "169.254.169.254"),
+        ("http://10.1.2.3/", "10.1.2.3"),
+        ("http://[fd00::1]/", "fd00::1"),
+        ("http://[fe80::1]/", "fe80::1"),
+        ("http://100.64.0.1/", "100.64.0.1"),
+    ],
+)
+async def test_redirect_to_a_private_address_literal_is_refused_before_connecting(
+    public: FeedServer, internal: FeedServer, client: httpx.AsyncClient, location: str, shown: str
+) -> None:
+    public.redirect("/feed.xml", location.format(port=internal.port), status=302)
+
+    started = time.monotonic()
+    with pytest.raises(FetchError) as caught:
+        await fetch_as(client, public.url("/feed.xml"))
+
+    assert (
+        str(caught.value) == f"refused: redirect to a private address {shown} (from a public one)"
+    )
+    assert time.monotonic() - started < 1  # refused at once, not after a connect timeout
+    assert internal.requests == []
+
+
+@pytest.mark.parametrize(
+    ("location", "scheme"),
+    [
+        ("file:///etc/passwd", "file"),
+        ("gopher://127.0.0.2:70/_x", "gopher"),
+        ("ftp://example.org/feed.xml", "ftp"),
+    ],
+)
+async def test_redirect_to_a_non_http_scheme_is_refused(
+    public: FeedServer, client: httpx.AsyncClient, location: str, scheme: str
+) -> None:
+    public.redirect("/feed.xml", location, status=301)
+
+    with pytest.raises(FetchError) as caught:
+        await fetch_as(client, public.url("/feed.xml"))
+
+    assert str(caught.value) == f"refused: redirect to a {scheme}: address"
+
+
+@pytest.mark.parametrize("location", ["javascript:alert(1)", "data:text/xml,<rss/>", "http://[::1"])
+async def test_redirect_to_an_unreadable_address_is_refused(
+    public: FeedServer, client: httpx.AsyncClient, location: str
+) -> None:
+    public.redirect("/feed.xml", location, status=302)
+
+    with pytest.raises(FetchError) as caught:
+        await fetch_as(client, public.url("/feed.xml"))
+
+    assert str(caught.value).startswith("refused: redirect to a")
+
+
+async def test_five_redirects_are_followed_and_a_sixth_is_refused(
+    public: FeedServer, client: httpx.AsyncClient
+) -> None:
+    for hop in range(5):
+        public.redirect(f"/{hop}", f"/{hop + 1}", status=302)
+    public.set("/5", RSS_BODY)
+    assert (await fetch_as(client, public.url("/0"))).body == RSS_BODY
+
+    public.redirect("/5", "/6", status=302)
+    public.set("/6", RSS_BODY)
+    with pytest.raises(FetchError, match=r"^too many redirects \(more than 5\)$"):
+        await fetch_as(client, public.url("/0"))
+
+
+async def test_redirect_without_location_is_an_error(
+    public: FeedServer, client: httpx.AsyncClient
+) -> None:
+    public.status("/feed.xml", 302)
+
+    with pytest.raises(FetchError, match=r"^HTTP 302 redirect without a Location$"):
+        await fetch_as(client, public.url("/feed.xml"))
+
+
+def test_address_policy_knows_the_private_networks() -> None:
+    private = [
+        "127.0.0.1",
+        "127.255.0.9",
+        "10.0.0.1",
+        "172.16.0.1",
+        "172.31.255.255",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "::",
+        "fd12::1",
+        "fc00::1",
+        "fe80::1%eth0",
+        "::ffff:10.0.0.1",
+        "64:ff9b::a00:1",
+        "2002:7f00:1::1",
+        "not an address",
+    ]
+    public = ["8.8.8.8", "172.32.0.1", "192.169.0.1", "100.128.0.1", "2001:4860:4860::8888"]
+    assert [a for a in private if not DEFAULT_POLICY.is_private(a)] == []
+    assert [a for a in public if DEFAULT_POLICY.is_private(a)] == []
+    assert not POLICY.is_private("127.0.0.2")
+    assert POLICY.is_private("127.0.0.1") and POLICY.is_private("127.0.0.3")
+
+
+# ---- per-feed request headers -------------------------------------------------------
+
+SECRET = "session=s3cr3t-cookie-value"
+
+
+async def test_per_feed_headers_are_sent_and_override_the_defaults(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """Issue 8.6: a site that wants a browser's User-Agent, a language or a cookie gets them."""
+    server.set("/feed.xml", RSS_BODY)
+    headers = {
+        "user-agent": "Mozilla/5.0 (X11)",
+        "Accept-Language": "ru, en;q=0.5",
+        "Cookie": SECRET,
+    }
+
+    await fetch(client, server.url("/feed.xml"), headers=headers)
+
+    request = server.requests_for("/feed.xml")[0]
+    assert request.header("User-Agent") == "Mozilla/5.0 (X11)"
+    assert [v for k, v in request.headers if k.lower() == "user-agent"] == ["Mozilla/5.0 (X11)"]
+    assert request.header("Accept-Language") == "ru, en;q=0.5"
+    assert request.header("Cookie") == SECRET
+    assert request.header("Accept") is not None and "application/rss+xml" in request.header(
+        "Accept"
+    )  # type: ignore[operator]
+
+
+async def test_per_feed_headers_go_along_a_redirect_on_the_same_origin_only(
+    public: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """A cookie or key stays with the configured site; a redirect elsewhere gets the harmless ones."""
+    with FeedServer("127.0.0.2") as elsewhere:
+        public.redirect("/feed.xml", "/moved.xml", status=302)
+        public.redirect("/moved.xml", elsewhere.url("/feed.xml"), status=302)
+        elsewhere.set("/feed.xml", RSS_BODY)
+        headers = {"User-Agent": "Mozilla/5.0", "Cookie": SECRET, "X-Api-Key": "k3y-k3y-k3y"}
+
+        result = await fetch_as(client, public.url("/feed.xml"), headers=headers)
+
+        assert result.body == RSS_BODY
+        moved = public.requests_for("/moved.xml")[0]
+        assert moved.header("Cookie") == SECRET and moved.header("X-Api-Key") == "k3y-k3y-k3y"
+        there = elsewhere.requests_for("/feed.xml")[0]
+        assert there.header("Cookie") is None and there.header("X-Api-Key") is None
+        assert there.header("User-Agent") == "Mozilla/5.0"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [f"{SECRET}\r\nX-Injected: 1", f"{SECRET}\nX: 1", f"{SECRET}\r", f"{SECRET}\0", f"{SECRET}é"],
+    ids=["crlf", "lf", "cr", "nul", "non-ascii"],
+)
+async def test_header_value_with_a_line_break_is_refused_without_showing_it(
+    server: FeedServer, client: httpx.AsyncClient, value: str
+) -> None:
+    server.set("/feed.xml", RSS_BODY)
+
+    with pytest.raises(FetchError) as caught:
+        await fetch(client, server.url("/feed.xml"), headers={"Cookie": value})
+
+    assert (
+        str(caught.value)
+        == "request header Cookie has a line break or a character that is not allowed"
+    )
+    assert server.requests == []  # nothing was sent
+
+
+@pytest.mark.parametrize("name", ["Host", "accept-encoding", "Content-Length", "Transfer-Encoding"])
+async def test_headers_the_fetch_owns_cannot_be_set(
+    server: FeedServer, client: httpx.AsyncClient, name: str
+) -> None:
+    with pytest.raises(FetchError, match=f"^request header {name} cannot be set per feed$"):
+        await fetch(client, server.url("/feed.xml"), headers={name: "x"})
+
+
+async def test_header_name_that_is_not_a_token_is_refused_in_one_line(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    with pytest.raises(FetchError, match=r"is not valid$") as caught:
+        await fetch(client, server.url("/feed.xml"), headers={"X-A\r\nEvil": "v"})
+    assert "\n" not in str(caught.value) and "\r" not in str(caught.value)
+
+
+async def test_header_values_never_appear_in_errors_or_logs(
+    server: FeedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Whatever fails (status, redirect, refusal, timeout, dead port), the secret is not told."""
+    server.status("/500.xml", 500, body=SECRET.encode())
+    server.redirect("/loop.xml", "/loop.xml", status=302)
+    server.redirect("/file.xml", "file:///etc/passwd", status=302)
+    server.slow("/slow.xml", RSS_BODY, delay=30)
+    server.set("/bad.xml", b"nope", headers={"Content-Encoding": "gzip"})
+    headers = {"Cookie": SECRET, "Authorization": "Bearer t0k3n-t0k3n", "User-Agent": "UA-s3cret"}
+    urls = [server.url(p) for p in ("/500.xml", "/loop.xml", "/file.xml", "/slow.xml", "/bad.xml")]
+    caplog.set_level(logging.DEBUG)
+    async with make_client(TIMEOUT) as c:
+        for url in [*urls, closed_port_url()]:
+            with pytest.raises(FetchError) as caught:
+                await fetch(c, url, headers=headers)
+            for value in headers.values():
+                assert value not in str(caught.value)
+    for value in headers.values():
+        assert value not in caplog.text
+
+
+# ---- local files: regular files only, capped, in time ------------------------------
+
+
+async def test_fifo_is_refused_at_once(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    """Issue 8.7: a FIFO as the feed used to hang the bot; now it is refused without opening."""
+    fifo = tmp_path / "feed.xml"
+    os.mkfifo(fifo)
+
+    for url in (str(fifo), fifo.as_uri()):
+        started = time.monotonic()
+        with pytest.raises(FetchError) as caught:
+            await fetch(client, url)
+        assert str(caught.value) == f"not a regular file: {fifo}"
+        assert time.monotonic() - started < 1
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom", "/dev/null"])
+async def test_device_is_refused(client: httpx.AsyncClient, device: str) -> None:
+    """/dev/zero used to be read without limit."""
+    with pytest.raises(FetchError, match=f"^not a regular file: {device}$"):
+        await fetch(client, device)
+
+
+async def test_symlink_to_a_device_is_refused(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    link = tmp_path / "feed.xml"
+    link.symlink_to("/dev/zero")
+
+    with pytest.raises(FetchError, match=r"^not a regular file: "):
+        await fetch(client, link.as_uri())
+
+
+async def test_directory_is_refused(tmp_path: Path, client: httpx.AsyncClient) -> None:
+    with pytest.raises(FetchError, match=f"^not a regular file: {tmp_path}$"):
+        await fetch(client, str(tmp_path))
+
+
+async def test_local_file_at_the_cap_is_read_and_one_byte_more_is_refused(
+    tmp_path: Path, client: httpx.AsyncClient
+) -> None:
+    feed = tmp_path / "feed.xml"
+    feed.write_bytes(b" " * CAP)
+    result = await fetch(client, str(feed), max_bytes=CAP)
+    assert result.body is not None and len(result.body) == CAP
+    assert result.private is True  # the admin's own disk
+
+    feed.write_bytes(b" " * (CAP + 1))
+    with pytest.raises(FetchError, match=f"^the document is larger than the limit of {CAP} bytes$"):
+        await fetch(client, str(feed), max_bytes=CAP)
