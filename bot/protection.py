@@ -31,7 +31,8 @@ _DDG_TITLE = re.compile(rb"<title>\s*ddos-guard\s*</title>", re.I)
 def detect(status: int, headers: Mapping[str, str], body_head: bytes) -> str | None:
     """The name of the protection that answered (e.g. "Cloudflare challenge"), else None."""
     lowered = {name.lower(): value for name, value in headers.items()}
-    server = lowered.get("server", "").strip().lower()
+    # Several Server values arrive joined by commas; any of them may be the proxy's.
+    servers = {part.strip().lower() for part in lowered.get("server", "").split(",")}
     blocked_status = status in _BLOCK_STATUSES
 
     # Cloudflare sets cf-mitigated only on answers it produced itself in place of the origin's.
@@ -41,9 +42,9 @@ def detect(status: int, headers: Mapping[str, str], body_head: bytes) -> str | N
         return "Cloudflare challenge"
     # The title alone could be an odd site's own; with a blocking status or Cloudflare as the
     # server it is the interstitial.
-    if _CF_TITLE.search(body_head) and (blocked_status or server == "cloudflare"):
+    if _CF_TITLE.search(body_head) and (blocked_status or "cloudflare" in servers):
         return "Cloudflare challenge"
-    if status == 403 and server == "cloudflare" and _CF_BLOCK.search(body_head):
+    if status == 403 and "cloudflare" in servers and _CF_BLOCK.search(body_head):
         return "Cloudflare block"
 
     if _F5_CHALLENGE in body_head:
@@ -58,7 +59,8 @@ def detect(status: int, headers: Mapping[str, str], body_head: bytes) -> str | N
         return "DDoS-Guard"
     if status >= 400 and any(marker in body_head for marker in _DDG_MARKERS):
         return "DDoS-Guard"
-    # DDoS-Guard names itself as the server on every page it proxies, so only with a refusal.
-    if server.startswith("ddos-guard") and blocked_status:
+    # DDoS-Guard names itself as the server on every page it proxies (and on the origin's own
+    # errors, 503 included), so only its refusal counts.
+    if status == 403 and any(server.startswith("ddos-guard") for server in servers):
         return "DDoS-Guard"
     return None

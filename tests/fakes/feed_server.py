@@ -107,6 +107,11 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:  # quiet test output
         pass
 
+    _server_header: str | None = None
+
+    def version_string(self) -> str:
+        return self._server_header or super().version_string()
+
     def _answer(self, *, send_body: bool) -> None:
         owner = self.server.owner
         owner._record(RecordedRequest(self.command, self.path, tuple(self.headers.items())))
@@ -127,12 +132,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        # A route's own Server header (cloudflare, ddos-guard ...) replaces the default one, as
+        # behind a real proxy, rather than adding a second.
+        self._server_header = next(
+            (value for name, value in route.headers.items() if name.lower() == "server"), None
+        )
         self.send_response(route.status)
         if route.content_type and route.status != 304:
             self.send_header("Content-Type", route.content_type)
         self._validators(route)
         for name, value in route.headers.items():
-            self.send_header(name, value)
+            if name.lower() != "server":
+                self.send_header(name, value)
         size = route.huge_size or len(route.body)
         if route.content_length:
             self.send_header("Content-Length", str(size))
