@@ -141,6 +141,7 @@ class DeliveryEngine:
         # Outcomes Telegram gave that the database has not taken yet, by delivery id. Their
         # rows stay 'sending', which due_deliveries never returns, so they are not sent again.
         self._unrecorded: dict[int, Record] = {}
+        self._wrote = False  # this drain wrote something: the WAL is worth a checkpoint
 
     def stop(self) -> None:
         """Send nothing new; the messages already in flight finish."""
@@ -164,11 +165,12 @@ class DeliveryEngine:
         report = DrainReport()
         async with self._lock:  # one drain at a time: a chat never has two messages in flight
             self._db_blocked = False  # probe: the first write tells whether it is back
+            self._wrote = False
             if await self.flush():
                 await self._drain_batches(report)
             report.db_error = self._db_error
             await self._report_failures(report)
-            if report.sent and not self._db_blocked:
+            if self._wrote and not self._db_blocked:
                 await self._checkpoint()
         return report
 
@@ -236,6 +238,7 @@ class DeliveryEngine:
         if failed is not None:
             await self._db_failed(failed)
             return False
+        self._wrote = True
         if self._db_error is not None:
             logger.warning("the database can be written again; deliveries resume")
             self._db_error = None
