@@ -185,7 +185,9 @@ async def fetch_feed(
     """
     scheme = urlparse(url).scheme.lower()
     if scheme in ("http", "https"):
-        secrets = [v for v in (headers or {}).values() if len(v) >= _MIN_SECRET]
+        secrets = [
+            v for v in (headers or {}).values() if isinstance(v, str) and len(v) >= _MIN_SECRET
+        ]
         try:
             # The whole exchange is bounded, not only each read: a server that trickles a byte
             # every few seconds must not hold the poll for ever.
@@ -289,7 +291,7 @@ async def _fetch_http(
                     )
                 target = _redirect_target(r)
                 if target is None:
-                    return await _answer(r, max_bytes, moved, first_private)
+                    return await _answer(r, headers, max_bytes, moved, first_private)
                 moved = moved or r.status_code in (301, 308)
                 current = target
         raise FetchError(f"too many redirects (more than {MAX_REDIRECTS})")
@@ -361,17 +363,18 @@ def _scheme_name(scheme: str) -> str:
 
 
 async def _answer(
-    response: httpx.Response, max_bytes: int, moved: bool, private: bool
+    response: httpx.Response, sent: Mapping[str, str], max_bytes: int, moved: bool, private: bool
 ) -> FetchResult:
     """The final (non-redirect) answer: a 304, an error, or the document."""
     final = str(response.url)
     status = response.status_code
     if status == 304:
+        # A 304 need not repeat the validators: the ones sent stay good.
         return FetchResult(
             None,
             final,
-            etag=response.headers.get("ETag"),
-            last_modified=response.headers.get("Last-Modified"),
+            etag=response.headers.get("ETag", sent.get("If-None-Match")),
+            last_modified=response.headers.get("Last-Modified", sent.get("If-Modified-Since")),
             permanent_redirect=final if moved else None,
             private=private,
         )
@@ -420,7 +423,10 @@ async def _read_body(response: httpx.Response, limit: int, *, truncate: bool = F
     try:
         async for raw in response.aiter_raw():
             raw_size += len(raw)
-            if raw_size > _raw_limit(limit) and not truncate:
+            if raw_size > _raw_limit(limit):
+                # Even bytes that decode to nothing (junk after a gzip member) are bounded.
+                if truncate:
+                    return bytes(body[:limit])
                 raise too_big
             for piece in decoder.feed(raw):
                 body += piece
@@ -466,7 +472,7 @@ class _Layer:
             if self.obj is None or self.obj.eof:
                 if self.junk or (self.obj is not None and self.coding != "gzip"):
                     return  # bytes after the end are ignored, as browsers do
-                if len(data) < 2:
+                if len(data) < 2 and (self.obj is None or data == _GZIP_MAGIC[:1]):
                     self.pending = data
                     return
                 if self.obj is not None and data[:2] != _GZIP_MAGIC:
@@ -487,10 +493,10 @@ class _Layer:
 
     def finish(self) -> None:
         """Refuse a stream that stopped before its end (a cut connection, a broken server)."""
-        ended = self.obj is not None and self.obj.eof
         if self.obj is None and not self.pending:
             return  # an empty body says nothing, encoded or not
-        if not ended or (self.pending and not self.junk and self.pending != _GZIP_MAGIC[:1]):
+        # After the end, a byte left pending is junk (or half a magic number): ignored.
+        if self.obj is None or not self.obj.eof:
             raise FetchError(f"cannot decode the {self.coding} body: it is truncated")
 
     def _start(self, data: bytes) -> zlib._Decompress:

@@ -490,6 +490,36 @@ async def test_gzip_members_are_all_decoded_and_trailing_junk_ignored(
     assert result.body == RSS_BODY
 
 
+@pytest.mark.parametrize("junk", [b"\n", b"\x1f", b"\0\0\0\0", b"\x1f\x8b"], ids=repr)
+async def test_short_junk_after_a_gzip_body_is_ignored(
+    server: FeedServer, client: httpx.AsyncClient, junk: bytes
+) -> None:
+    """A stray newline (or a lone byte that looks like the start of a member) is not an error.
+
+    A whole gzip magic number with nothing after it is the start of a member cut short.
+    """
+    server.set("/feed.xml", gzip.compress(RSS_BODY) + junk, headers={"Content-Encoding": "gzip"})
+
+    if junk == b"\x1f\x8b":
+        with pytest.raises(FetchError, match="truncated"):
+            await fetch(client, server.url("/feed.xml"))
+    else:
+        assert (await fetch(client, server.url("/feed.xml"))).body == RSS_BODY
+
+
+async def test_304_without_validators_keeps_the_ones_sent(
+    server: FeedServer, client: httpx.AsyncClient
+) -> None:
+    """A 304 need not repeat ETag and Last-Modified: the ones the bot sent stay valid."""
+    server.status("/feed.xml", 304, content_type=None)
+
+    result = await fetch(client, server.url("/feed.xml"), etag='"v1"', last_modified=LAST_MODIFIED)
+
+    assert result.not_modified
+    assert result.etag == '"v1"'
+    assert result.last_modified == LAST_MODIFIED
+
+
 async def test_decoded_size_at_the_cap_is_accepted(
     server: FeedServer, client: httpx.AsyncClient
 ) -> None:
