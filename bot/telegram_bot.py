@@ -11,15 +11,17 @@ import html
 import logging
 import os
 import signal
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
+from typing import Any
 
-from telegram import BotCommand, BotCommandScopeChat, LinkPreviewOptions, Message, Update
+from telegram import Bot, BotCommand, BotCommandScopeChat, LinkPreviewOptions, Message, Update
 from telegram.constants import ChatMemberStatus, ChatType, FloodLimit, ParseMode
-from telegram.error import InvalidToken, TelegramError
+from telegram.error import Forbidden, InvalidToken, TelegramError
 from telegram.ext import (
-    AIORateLimiter,
     Application,
+    BaseUpdateProcessor,
     CommandHandler,
     ContextTypes,
     Defaults,
@@ -31,9 +33,10 @@ from bot import commands
 from bot.config import Config
 from bot.fetch import make_client
 from bot.logs import secret_filter
+from bot.model import StoredStatement
 from bot.service import Service, utc_now
-from bot.store import CONSOLE_CHAT_ID, Store
-from bot.telegram_sender import TelegramSender
+from bot.store import CONSOLE_CHAT_ID, AsyncStore, Store, StoreUnavailable
+from bot.telegram_sender import FairRateLimiter, Priority, TelegramSender, priority_args
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +44,10 @@ TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 TOKEN_FILE_ENV = "TELEGRAM_BOT_TOKEN_FILE"
 LONG_POLL_SECONDS = 10  # getUpdates timeout
 PER_CHAT_INTERVAL = 1.0  # Telegram allows about one message a second to one chat
+# Updates handled at once. Handlers mostly wait for their turn to send; a bound below a burst's
+# size would queue a later /latest behind the whole burst again (issue 9: 100 s).
+MAX_CONCURRENT_UPDATES = 10_000
+ERROR_NOTICE_EVERY = 600.0  # s: at most one admin notice per kind of error (a burst repeats it)
 
 
 class TokenError(Exception):
@@ -70,10 +77,11 @@ def read_token(env: Mapping[str, str] | None = None) -> str:
 class Handlers:
     """Every update the bot reacts to; one method per command."""
 
-    def __init__(self, config: Config, store: Store, service: Service) -> None:
+    def __init__(self, config: Config, db: AsyncStore, service: Service) -> None:
         self.config = config
-        self.store = store
+        self.db = db
         self.service = service
+        self._last_notice: dict[str, float] = {}  # error type -> time.monotonic() of its notice
 
     async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/start: subscribe this chat (or topic) and show the newest statement."""
@@ -84,16 +92,16 @@ class Handlers:
             await self._reply(message, commands.group_admins_only_reply("subscribe"))
             return
         now = utc_now()
-        newly = self.store.subscribe(
-            chat.id,
-            chat.type,
-            now,
-            title=chat.title or chat.username or chat.full_name or "",
-            thread_id=message.message_thread_id if message.is_topic_message else None,
-        )
+        title = chat.title or chat.username or chat.full_name or ""
+        thread_id = message.message_thread_id if message.is_topic_message else None
+
+        def subscribe(s: Store) -> tuple[bool, list[StoredStatement]]:
+            newly = s.subscribe(chat.id, chat.type, now, title=title, thread_id=thread_id)
+            return newly, s.latest(1)
+
+        newly, newest = await self.db.write(subscribe)
         if newly:
             logger.info("chat %s (%s) subscribed", chat.id, chat.type)
-        newest = self.store.latest(1)
         reply = commands.start_reply(newly, newest[0] if newest else None, self.config, now)
         await self._reply(message, reply)
 
@@ -105,7 +113,8 @@ class Handlers:
         if not await self._may_manage(update, context):
             await self._reply(message, commands.group_admins_only_reply("unsubscribe"))
             return
-        was_active = self.store.deactivate(chat.id, "/stop", utc_now())
+        now = utc_now()
+        was_active = await self.db.write(lambda s: s.deactivate(chat.id, "/stop", now))
         if was_active:
             logger.info("chat %s unsubscribed", chat.id)
         await self._reply(message, commands.stop_reply(was_active))
@@ -113,7 +122,8 @@ class Handlers:
     async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/latest [N]: the newest statement, or a list of the newest N."""
         if update.effective_message:
-            reply = commands.latest_reply(self.store, self.config, utc_now(), context.args or [])
+            now, args = utc_now(), context.args or []
+            reply = await self.db.read(lambda s: commands.latest_reply(s, self.config, now, args))
             await self._reply(update.effective_message, reply)
 
     async def counters(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -125,39 +135,43 @@ class Handlers:
 
     async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/help: what the bot does and its commands."""
-        if update.effective_message:
-            reply = commands.help_reply(self.config, is_admin=self._is_admin(update))
-            await self._reply(update.effective_message, reply)
+        message, chat = update.effective_message, update.effective_chat
+        if message and chat:
+            # In a group, listing the admin commands would tell everyone who the admins are.
+            is_admin = self._is_admin(update) and chat.type == ChatType.PRIVATE
+            await self._reply(message, commands.help_reply(self.config, is_admin=is_admin))
+
+    # /status and /poll reach these only from admins (a filter on their ids, add_handlers);
+    # anyone else's fall through to `unknown`.
 
     async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/status (admins): feeds, subscribers, deliveries."""
-
-        async def reply() -> str:
-            return commands.status_reply(self.store.status(), self.config, utc_now())
-
-        await self._for_admins(update, context, reply)
+        status = await self.db.read(lambda s: s.status())
+        reply = commands.status_reply(status, self.config, utc_now())
+        await self._to_admin(update, context, reply, "the status")
 
     async def poll(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """/poll (admins): poll every feed now."""
+        reply = commands.poll_reply(await self.service.poll_all(force=True))
+        await self._to_admin(update, context, reply, "the poll results")
 
-        async def reply() -> str:
-            return commands.poll_reply(await self.service.poll_all(force=True))
-
-        await self._for_admins(update, context, reply)
-
-    async def _for_admins(
-        self,
-        update: Update,
-        context: ContextTypes.DEFAULT_TYPE,
-        reply: Callable[[], Awaitable[str]],
+    async def _to_admin(
+        self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, what: str
     ) -> None:
-        """Admins get the reply; anyone else the same answer as for an unknown command."""
-        if update.effective_message is None:
+        """The answer to an admin command goes to the admin's private chat, never to a group,
+        where every member would read the subscriber counts and feed errors."""
+        message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+        if message is None or chat is None or user is None:
             return
-        if not self._is_admin(update):
-            await self.unknown(update, context)
+        if chat.type == ChatType.PRIVATE:
+            await self._reply(message, text)
             return
-        await self._reply(update.effective_message, await reply())
+        try:
+            await _send(context.bot, user.id, text)
+        except Forbidden:  # the admin never opened a private chat with the bot (or blocked it)
+            await self._reply(message, open_private_chat_reply(context.bot.username))
+            return
+        await self._reply(message, sent_privately_reply(what))
 
     async def unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Any other command addressed to this bot gets a short hint."""
@@ -180,13 +194,21 @@ class Handlers:
             logger.warning("error outside an update: %s: %s", type(error).__name__, error)
             return
         chat_id = update.effective_chat.id if update.effective_chat else None
-        logger.error("update %s in chat %s failed", update.update_id, chat_id, exc_info=error)
+        if isinstance(error, StoreUnavailable):  # not a bug: one line, no traceback
+            logger.error("update %s in chat %s: database unavailable: %s", update.update_id,
+                         chat_id, error)  # fmt: skip
+        else:
+            logger.error("update %s in chat %s failed", update.update_id, chat_id, exc_info=error)
         if update.effective_message:
             with contextlib.suppress(TelegramError):
                 await self._reply(update.effective_message, commands.failure_reply())
+        kind = type(error).__name__
+        last = self._last_notice.get(kind)
+        if last is not None and time.monotonic() - last < ERROR_NOTICE_EVERY:
+            return  # a burst of updates failing alike is one notice, not one per update
+        self._last_notice[kind] = time.monotonic()
         await self.service.notify_admins(
-            f"Error handling update {update.update_id} in chat {chat_id}: "
-            f"{type(error).__name__}: {error}"
+            f"Error handling update {update.update_id} in chat {chat_id}: {kind}: {error}"
         )
 
     def _is_admin(self, update: Update) -> bool:
@@ -208,11 +230,61 @@ class Handlers:
         return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
 
     async def _reply(self, message: Message, text: str) -> None:
-        await message.get_bot().send_message(
-            chat_id=message.chat_id,
-            text=text,
-            message_thread_id=message.message_thread_id if message.is_topic_message else None,
-        )
+        thread_id = message.message_thread_id if message.is_topic_message else None
+        await _send(message.get_bot(), message.chat_id, text, thread_id)
+
+
+async def _send(bot: Bot, chat_id: int, text: str, thread_id: int | None = None) -> None:
+    """An answer to someone who is waiting for it: ahead of pushes in the rate limiter."""
+    await bot.send_message(
+        chat_id=chat_id,
+        text=text,
+        message_thread_id=thread_id,
+        **priority_args(bot, Priority.REPLY),
+    )
+
+
+# Telegram-only wording (the console has no groups); TODO(lead): move next to the others in
+# commands.py.
+def sent_privately_reply(what: str) -> str:
+    return f"Sent you {what} in a private chat."
+
+
+def open_private_chat_reply(bot_username: str | None) -> str:
+    who = f"@{bot_username}" if bot_username else "me"
+    return f"Admin answers go to a private chat: open one with {who}, send /start, then ask again."
+
+
+class PerChatOrder(BaseUpdateProcessor):
+    """Updates from different chats are handled concurrently; one chat's one at a time, in the
+    order they came (/start then /stop must leave the chat unsubscribed, and answer in order)."""
+
+    def __init__(self, max_concurrent_updates: int) -> None:
+        super().__init__(max_concurrent_updates)
+        self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # chat -> (lock, updates using it)
+
+    async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        chat = update.effective_chat if isinstance(update, Update) else None
+        if chat is None:
+            await coroutine
+            return
+        lock, users = self._locks.get(chat.id) or (asyncio.Lock(), 0)
+        self._locks[chat.id] = (lock, users + 1)
+        try:
+            async with lock:  # asyncio.Lock wakes its waiters first come, first served
+                await coroutine
+        finally:
+            lock, users = self._locks[chat.id]
+            if users == 1:
+                del self._locks[chat.id]
+            else:
+                self._locks[chat.id] = (lock, users - 1)
+
+    async def initialize(self) -> None:
+        pass
+
+    async def shutdown(self) -> None:
+        pass
 
 
 def build_application(
@@ -231,15 +303,14 @@ def build_application(
                 link_preview_options=LinkPreviewOptions(is_disabled=not config.link_previews),
             )
         )
+        .concurrent_updates(PerChatOrder(MAX_CONCURRENT_UPDATES))
     )
     if max_rate:
-        # 30 messages/s overall, 20/min per group. RetryAfter is not retried here: the delivery
-        # engine waits as told and keeps the row in the outbox. The overall limit is a bucket of
-        # one message refilled every 1/max_rate s: with a bucket of max_rate (PTB's default) the
-        # bot sent twice the limit in the first second after a pause, and a server that counts
-        # per second answered 429s that cost a quarter of the throughput (docs/benchmarks.md).
+        # 30 messages/s overall (a bucket of one message refilled every 1/max_rate s), 20/min
+        # per group, replies ahead of pushes; RetryAfter is not retried: the delivery engine
+        # waits as told and keeps the row in the outbox. See FairRateLimiter.
         builder = builder.rate_limiter(
-            AIORateLimiter(overall_max_rate=1, overall_time_period=1 / max_rate, max_retries=0)
+            FairRateLimiter(max_rate, per_chat_interval=PER_CHAT_INTERVAL)
         )
     if config.api_base_url:
         builder = builder.base_url(config.api_base_url)
@@ -254,9 +325,11 @@ def add_handlers(app: Application, handlers: Handlers) -> None:
     app.add_handler(CommandHandler("latest", handlers.latest, new))
     app.add_handler(CommandHandler("counters", handlers.counters, new))
     app.add_handler(CommandHandler("help", handlers.help, new))
-    app.add_handler(CommandHandler("status", handlers.status, new))
-    # A slow feed can hold /poll for a while; other users' commands must not wait behind it.
-    app.add_handler(CommandHandler("poll", handlers.poll, new, block=False))
+    # Only the admins' ids reach these; anyone else's /status falls through to `unknown`.
+    admins = filters.User(user_id=handlers.config.admins)  # no admins: matches nobody
+    app.add_handler(CommandHandler("status", handlers.status, new & admins))
+    # A slow feed can hold /poll for a while; the admin's other commands must not wait on it.
+    app.add_handler(CommandHandler("poll", handlers.poll, new & admins, block=False))
     app.add_handler(MessageHandler(new & filters.COMMAND, handlers.unknown))  # after all others
     app.add_error_handler(handlers.on_error)
 
@@ -265,7 +338,7 @@ async def run_telegram(config: Config, token: str) -> int:
     """Run until SIGTERM/SIGINT: long polling for commands, scheduled polls, the outbox."""
     secret_filter.add(token)
     app = build_application(config, token)
-    store = Store.open(config.database_path)
+    db = AsyncStore.open(config.database_path)
     client = make_client(config.fetch_timeout)
     try:
         try:
@@ -287,18 +360,18 @@ async def run_telegram(config: Config, token: str) -> int:
 
         service = Service(
             config,
-            store,
+            db,
             client,
             TelegramSender(app.bot),
             notify_admins,
             per_chat_interval=PER_CHAT_INTERVAL,
         )
-        _sync_subscribers(config, store)
-        released = store.release_in_flight()
+        await db.write(lambda s: _sync_subscribers(config, s))
+        released = await db.write(lambda s: s.release_in_flight())
         if released:
             logger.warning("%d messages were in flight at the last stop; sending them again",
                            released)  # fmt: skip
-        add_handlers(app, Handlers(config, store, service))
+        add_handlers(app, Handlers(config, db, service))
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -319,8 +392,8 @@ async def run_telegram(config: Config, token: str) -> int:
         await app.start()
         service.start_scheduler()
         service.kick_delivery()  # whatever was pending before a restart
-        logger.info("running: %d feeds, %d subscribers", len(config.feeds),
-                    store.active_subscriber_count())  # fmt: skip
+        subscribers = await db.read(lambda s: s.active_subscriber_count())
+        logger.info("running: %d feeds, %d subscribers", len(config.feeds), subscribers)
         revoked = await _until_stopped_or_revoked(app, stop, config.telegram_check_interval)
         logger.info("stopping")
         if revoked:
@@ -339,7 +412,7 @@ async def run_telegram(config: Config, token: str) -> int:
         with contextlib.suppress(Exception):
             await app.shutdown()
         await client.aclose()
-        store.close()
+        db.close()
 
 
 async def _until_stopped_or_revoked(app: Application, stop: asyncio.Event, every: float) -> bool:

@@ -1,12 +1,26 @@
-"""The Sender for Telegram: send one message, translate Telegram's answer into a SendOutcome."""
+"""The Sender for Telegram: send one message, translate Telegram's answer into a SendOutcome.
+
+Also the bot's rate limiter: one budget of 30 messages/s in which replies to commands go ahead
+of the delivery engine's pushes.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 import warnings
+from collections import deque
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from datetime import timedelta
+from enum import IntEnum
+from typing import Any
 
+from aiolimiter import AsyncLimiter
 from telegram import Bot
+from telegram.constants import FloodLimit
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -16,6 +30,7 @@ from telegram.error import (
     TelegramError,
     TimedOut,
 )
+from telegram.ext import BaseRateLimiter, ExtBot
 from telegram.warnings import PTBDeprecationWarning
 
 from bot.delivery import (
@@ -72,8 +87,10 @@ class TelegramSender:
     def __init__(self, bot: Bot, *, paid_broadcast: bool = False) -> None:
         self.bot = bot
         # Telegram's paid broadcasts: up to 1000 messages/s, billed in Stars per message above
-        # 30/s. python-telegram-bot's AIORateLimiter then applies its 1000/s limit instead.
-        self._extra: dict[str, bool] = {"allow_paid_broadcast": True} if paid_broadcast else {}
+        # 30/s. The rate limiter then applies its 1000/s limit instead.
+        self._extra: dict[str, Any] = {"allow_paid_broadcast": True} if paid_broadcast else {}
+        # Pushes wait behind replies: nobody is watching the clock for them.
+        self._extra.update(priority_args(bot, Priority.PUSH))
 
     async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
         try:
@@ -91,3 +108,227 @@ class TelegramSender:
         except TelegramError:
             return False
         return True
+
+
+# ---- rate limiting ---------------------------------------------------------------------------
+
+
+class Priority(IntEnum):
+    """`rate_limit_args` of a request: who waits for it. Never 0: PTB drops falsy values."""
+
+    REPLY = 1  # someone sent a command and waits for the answer (also: no rate_limit_args)
+    PUSH = 2  # the delivery engine's fan-out
+
+
+def priority_args(bot: Bot, priority: Priority) -> dict[str, Any]:
+    """`rate_limit_args=priority`, when the bot has a rate limiter (PTB refuses it otherwise)."""
+    if isinstance(bot, ExtBot) and bot.rate_limiter is not None:
+        return {"rate_limit_args": priority}
+    return {}
+
+
+ChatKey = int | str
+
+
+@dataclass(eq=False, slots=True)
+class _Ticket:
+    arrived: float  # time.monotonic()
+    turn: asyncio.Future[None] = field(default_factory=lambda: _loop().create_future())
+
+
+class FairRateLimiter(BaseRateLimiter[Priority]):
+    """Telegram's limits as one budget, spent on replies first.
+
+    - Overall: one message every 1/max_rate s (a bucket of one: after a pause python-telegram-
+      bot's AIORateLimiter let twice the limit go in one second, docs/benchmarks.md).
+    - Groups and channels: group_max_rate per group_time_period (aiolimiter, as AIORateLimiter).
+    - Per chat: about one message a second, with a burst of `per_chat_burst` (GCRA), so that a
+      chat flooding commands gets its answers at Telegram's per-chat pace and no 429s.
+    - Order: replies (Priority.REPLY, or no rate_limit_args) before pushes (Priority.PUSH), but
+      pushes get one slot in every `push_every` while both wait, so a command flood slows a
+      fan-out and never stops it. Replies are queued per chat, in order within a chat; the next
+      chat served is the one waiting longest, until that wait passes `congested_after`: then
+      the one that asked last goes first. In a burst of thousands of commands the backlog takes
+      as long either way, but a user who asks during it is answered at once instead of after
+      everyone else (adaptive LIFO).
+    - RetryAfter is not retried (AIORateLimiter's max_retries=0): the caller decides; the
+      delivery engine waits as told.
+    - Only messages count: requests without a chat_id and get* methods (getChatMember) pass
+      straight through; so do paid broadcasts, within their own 1000/s.
+    """
+
+    def __init__(
+        self,
+        max_rate: float = FloodLimit.MESSAGES_PER_SECOND,
+        *,
+        group_max_rate: float = FloodLimit.MESSAGES_PER_MINUTE_PER_GROUP,
+        group_time_period: float = 60,
+        per_chat_interval: float = 1.0,
+        per_chat_burst: int = 3,
+        push_every: int = 6,
+        congested_after: float = 1.0,
+    ) -> None:
+        self.interval = 1 / max_rate
+        self.group_max_rate = group_max_rate
+        self.group_time_period = group_time_period
+        self.per_chat_interval = per_chat_interval
+        self.per_chat_burst = per_chat_burst
+        self.push_every = push_every
+        self.congested_after = congested_after
+        self._groups: dict[ChatKey, AsyncLimiter] = {}
+        self._paid = AsyncLimiter(FloodLimit.PAID_MESSAGES_PER_SECOND, 1)
+        self._queues: dict[Priority, dict[ChatKey, deque[_Ticket]]] = {p: {} for p in Priority}
+        self._chat_tat: dict[ChatKey, float] = {}  # GCRA: each chat's theoretical arrival time
+        self._next_slot = 0.0
+        self._replies_in_a_row = 0
+        self._wake = asyncio.Event()
+        self._dispatcher: asyncio.Task[None] | None = None
+
+    async def initialize(self) -> None:
+        """The dispatcher starts with the first request, on whatever loop that runs."""
+
+    async def shutdown(self) -> None:
+        if self._dispatcher:
+            self._dispatcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._dispatcher
+            self._dispatcher = None
+        for queues in self._queues.values():
+            for queue in queues.values():
+                for ticket in queue:
+                    ticket.turn.cancel()
+            queues.clear()
+
+    async def process_request(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, bool | dict[str, Any] | list[dict[str, Any]]]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: Priority | None,
+    ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        chat_id = data.get("chat_id")
+        if chat_id is None or endpoint.lower().startswith("get"):
+            return await callback(*args, **kwargs)
+        if data.get("allow_paid_broadcast"):
+            async with self._paid:
+                return await callback(*args, **kwargs)
+        chat = _chat_key(chat_id)
+        group = self._group_limiter(chat)
+        async with group if group else contextlib.nullcontext():
+            await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
+            return await callback(*args, **kwargs)
+
+    @property
+    def waiting(self) -> dict[Priority, int]:
+        """Requests waiting for their turn, per priority (for logs and benchmarks)."""
+        return {p: sum(len(q) for q in queues.values()) for p, queues in self._queues.items()}
+
+    def _group_limiter(self, chat: ChatKey) -> AsyncLimiter | None:
+        # Negative ids and @names are groups or channels (the same guess as AIORateLimiter).
+        if not self.group_max_rate or (isinstance(chat, int) and chat > 0):
+            return None
+        if len(self._groups) > 512:  # forget groups that have their whole budget back
+            for key, limiter in list(self._groups.items()):
+                if limiter.has_capacity(limiter.max_rate):
+                    del self._groups[key]
+        limiter = self._groups.get(chat)
+        if limiter is None:
+            limiter = self._groups[chat] = AsyncLimiter(self.group_max_rate, self.group_time_period)
+        return limiter
+
+    async def _my_turn(self, chat: ChatKey, priority: Priority) -> None:
+        ticket = _Ticket(time.monotonic())
+        self._queues[priority].setdefault(chat, deque()).append(ticket)
+        if self._dispatcher is None or self._dispatcher.done():
+            self._dispatcher = asyncio.create_task(self._dispatch(), name="rate-limiter")
+        self._wake.set()
+        await ticket.turn  # a cancelled caller cancels the future; the dispatcher skips it
+
+    async def _dispatch(self) -> None:
+        while True:
+            try:
+                now = time.monotonic()
+                if now < self._next_slot:
+                    await asyncio.sleep(self._next_slot - now)
+                    continue
+                self._wake.clear()  # before looking, so that a request arriving now wakes us
+                ticket, wake_at = self._pick(now)
+                if ticket is None:
+                    timeout = None if wake_at is None else max(0.0, wake_at - now)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), timeout)
+                    continue
+                ticket.turn.set_result(None)
+                self._next_slot = now + self.interval
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not stop every message the bot sends
+                logger.exception("rate limiter: dispatching failed")
+                await asyncio.sleep(self.interval)
+
+    def _pick(self, now: float) -> tuple[_Ticket | None, float | None]:
+        """The request whose turn it is now, else when a waiting chat may send again."""
+        wake_at: float | None = None
+        ready: dict[Priority, list[tuple[ChatKey, deque[_Ticket]]]] = {}
+        for priority, queues in self._queues.items():
+            ready[priority] = []
+            for chat, queue in list(queues.items()):
+                while queue and queue[0].turn.done():  # its caller gave up (cancelled)
+                    queue.popleft()
+                if not queue:
+                    del queues[chat]
+                    continue
+                at = self._chat_ready_at(chat)
+                if at <= now:
+                    ready[priority].append((chat, queue))
+                else:
+                    wake_at = at if wake_at is None else min(wake_at, at)
+        replies, pushes = ready[Priority.REPLY], ready[Priority.PUSH]
+        if pushes and (not replies or self._replies_in_a_row >= self.push_every - 1):
+            priority = Priority.PUSH
+            chat, queue = min(pushes, key=_head_arrival)
+            self._replies_in_a_row = 0
+        elif replies:
+            priority = Priority.REPLY
+            chat, queue = min(replies, key=_head_arrival)
+            if now - queue[0].arrived > self.congested_after:
+                chat, queue = max(replies, key=_head_arrival)
+            self._replies_in_a_row += 1
+        else:
+            return None, wake_at
+        ticket = queue.popleft()
+        if not queue:
+            del self._queues[priority][chat]
+        self._spend_chat(chat, now)
+        return ticket, None
+
+    def _chat_ready_at(self, chat: ChatKey) -> float:
+        tat = self._chat_tat.get(chat)
+        if tat is None:
+            return 0.0
+        return tat - (self.per_chat_burst - 1) * self.per_chat_interval
+
+    def _spend_chat(self, chat: ChatKey, now: float) -> None:
+        if not self.per_chat_interval:
+            return
+        self._chat_tat[chat] = max(self._chat_tat.get(chat, now), now) + self.per_chat_interval
+        if len(self._chat_tat) > 1024:  # forget chats whose whole burst is back
+            self._chat_tat = {c: t for c, t in self._chat_tat.items() if t > now}
+
+
+def _loop() -> asyncio.AbstractEventLoop:
+    return asyncio.get_running_loop()
+
+
+def _head_arrival(item: tuple[ChatKey, deque[_Ticket]]) -> float:
+    return item[1][0].arrived
+
+
+def _chat_key(chat_id: object) -> ChatKey:
+    if isinstance(chat_id, int):
+        return chat_id
+    with contextlib.suppress(ValueError, TypeError):
+        return int(str(chat_id))
+    return str(chat_id)

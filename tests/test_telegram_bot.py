@@ -6,6 +6,7 @@ the token when it ends.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -13,14 +14,20 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from telegram.ext import ExtBot
 
+from bot import commands
+from bot.config import Config
+from bot.delivery import ChatAddress
 from bot.store import Store
-from tests.conftest import GLUSHKOV, SALISBURY, SAMPLES
+from bot.telegram_bot import build_application
+from bot.telegram_sender import Priority, TelegramSender, priority_args
+from tests.conftest import GLUSHKOV, SALISBURY, SAMPLES, build_config
 from tests.fakes.bot_api import FakeBotAPI, SentMessage
 from tests.fakes.feed_server import FeedServer
 
@@ -187,6 +194,7 @@ def titles(messages: list[SentMessage]) -> list[str]:
 # ---- users ----------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_private_chat_subscribes_gets_new_statements_once_in_order_and_unsubscribes(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer, tmp_path: Path
 ) -> None:
@@ -230,6 +238,7 @@ def stored_titles(root: Path) -> list[str]:
         conn.close()
 
 
+@pytest.mark.slow
 def test_commands_answer_everyone(start_bot: Callable[..., BotProcess], api: FakeBotAPI) -> None:
     start_bot()
     [latest] = say(api, 1002, "/latest")
@@ -249,6 +258,7 @@ def test_commands_answer_everyone(start_bot: Callable[..., BotProcess], api: Fak
     assert unknown.text == "I don't know that command. /help lists what I can do."
 
 
+@pytest.mark.slow
 def test_groups_only_admins_subscribe_and_topics_get_their_pushes(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer
 ) -> None:
@@ -286,6 +296,7 @@ def test_groups_only_admins_subscribe_and_topics_get_their_pushes(
     assert stop_refused.text == "Only the group's administrators can unsubscribe it."
 
 
+@pytest.mark.slow
 def test_channels_from_the_config_get_every_push(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer
 ) -> None:
@@ -295,6 +306,7 @@ def test_channels_from_the_config_get_every_push(
     assert titles(api.wait_for_messages(2, chat_id=-1003003)) == NEW_TITLES
 
 
+@pytest.mark.slow
 def test_every_telegram_error_reply_is_handled(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer, tmp_path: Path
 ) -> None:
@@ -341,6 +353,7 @@ def test_every_telegram_error_reply_is_handled(
     assert len(api.sent_messages(blocked)) == 1  # only the /start reply
 
 
+@pytest.mark.slow
 def test_admin_commands_and_notices(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer
 ) -> None:
@@ -365,6 +378,7 @@ def test_admin_commands_and_notices(
     assert "Feed statements works again" in recovered.text
 
 
+@pytest.mark.slow
 def test_restart_after_kill_9_during_fan_out_loses_nothing(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer, tmp_path: Path
 ) -> None:
@@ -397,6 +411,7 @@ def test_restart_after_kill_9_during_fan_out_loses_nothing(
     assert duplicates <= 64  # at most one in flight per chat, 64 chats at a time
 
 
+@pytest.mark.slow
 def test_sigterm_stops_within_seconds(start_bot: Callable[..., BotProcess]) -> None:
     bot = start_bot()
     started = time.monotonic()
@@ -405,6 +420,7 @@ def test_sigterm_stops_within_seconds(start_bot: Callable[..., BotProcess]) -> N
     assert "stopping" in bot.log
 
 
+@pytest.mark.slow
 def test_missing_or_rejected_token(tmp_path: Path, api: FakeBotAPI, feeds: FeedServer) -> None:
     bot = BotProcess(tmp_path, api, feeds.url("/feed.xml"))
     bot.start(token="", wait=False)
@@ -419,6 +435,7 @@ def test_missing_or_rejected_token(tmp_path: Path, api: FakeBotAPI, feeds: FeedS
     assert "Traceback" not in bot.log and wrong not in bot.log
 
 
+@pytest.mark.slow
 def test_token_from_a_file_and_never_in_debug_logs(
     tmp_path: Path, api: FakeBotAPI, feeds: FeedServer
 ) -> None:
@@ -448,6 +465,7 @@ def test_token_from_a_file_and_never_in_debug_logs(
     assert TOKEN not in log_text and TOKEN.split(":")[1] not in log_text
 
 
+@pytest.mark.slow
 def test_a_slow_poll_does_not_hold_up_other_commands(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer
 ) -> None:
@@ -463,6 +481,7 @@ def test_a_slow_poll_does_not_hold_up_other_commands(
     assert latest.time < polled.time
 
 
+@pytest.mark.slow
 def test_an_edited_command_is_not_run_again(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI
 ) -> None:
@@ -486,6 +505,7 @@ def test_an_edited_command_is_not_run_again(
     assert len(api.sent_messages(1011)) == 2
 
 
+@pytest.mark.slow
 def test_a_revoked_token_stops_the_bot_with_a_clear_line(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI
 ) -> None:
@@ -496,6 +516,7 @@ def test_a_revoked_token_stops_the_bot_with_a_clear_line(
     assert "ERROR" in last and "Telegram no longer accepts the token" in last
 
 
+@pytest.mark.slow
 def test_old_finished_deliveries_are_pruned_at_start(
     start_bot: Callable[..., BotProcess], tmp_path: Path
 ) -> None:
@@ -523,3 +544,130 @@ def test_old_finished_deliveries_are_pruned_at_start(
     assert deliveries() == 1
     start_bot()
     wait_until(lambda: deliveries() == 0, "the prune job")
+
+
+# ---- chats: replies first, one chat at a time, admin answers in private (issue 9) -----------
+
+
+@pytest.fixture
+async def limited_bot(tmp_path: Path, api: FakeBotAPI) -> AsyncIterator[ExtBot]:
+    """The bot of build_application (its rate limiter included), without handlers or polling."""
+    config: Config = build_config(tmp_path, api_base_url=api.base_url)
+    bot = build_application(config, TOKEN).bot
+    await bot.initialize()
+    yield bot
+    await bot.shutdown()
+
+
+async def test_a_reply_overtakes_queued_pushes(limited_bot: ExtBot, api: FakeBotAPI) -> None:
+    sender = TelegramSender(limited_bot)
+    pushes = [asyncio.create_task(sender.send(ChatAddress(20_000 + i), f"push {i}"))
+              for i in range(30)]  # fmt: skip
+    await api.wait_for_messages_async(3)
+    await limited_bot.send_message(999, "reply", **priority_args(limited_bot, Priority.REPLY))
+    await asyncio.gather(*pushes)
+    order = [m.chat_id for m in api.sent_messages()]
+    assert order.index(999) <= 5  # behind the pushes already granted, ahead of the other 25
+    # 30/s overall; a 31st within one second can only come from a request's travel time varying.
+    assert api.peak_rate() <= 31
+
+
+async def test_a_chat_flooding_commands_does_not_starve_another(
+    limited_bot: ExtBot, api: FakeBotAPI
+) -> None:
+    flood = [asyncio.create_task(limited_bot.send_message(1, f"answer {i}")) for i in range(20)]
+    await api.wait_for_messages_async(1, chat_id=1)
+    await limited_bot.send_message(2, "the other chat")
+    # Chat 1 had a short burst, then gets Telegram's one a second: chat 2 did not wait for it.
+    flooded = [m.text for m in api.sent_messages(1)]
+    assert len(flooded) <= 4
+    assert flooded == [f"answer {i}" for i in range(len(flooded))]  # in order within the chat
+    for task in flood:
+        task.cancel()  # callers that give up leave no hole in the queue
+    await asyncio.gather(*flood, return_exceptions=True)
+    await limited_bot.send_message(3, "after the flood")
+
+
+async def test_in_a_backlog_of_replies_the_newest_question_goes_first(
+    limited_bot: ExtBot, api: FakeBotAPI
+) -> None:
+    backlog = [asyncio.create_task(limited_bot.send_message(30_000 + i, "answer"))
+               for i in range(90)]  # fmt: skip
+    await asyncio.sleep(1.2)  # the oldest has waited over a second: the backlog is congested
+    await limited_bot.send_message(999, "fresh")
+    assert len(api.sent_messages()) <= 45  # 90 take 3 s; the fresh one did not wait for them
+    await asyncio.gather(*backlog)
+    assert len({m.chat_id for m in api.sent_messages()}) == 91  # the backlog all went too
+
+
+@pytest.mark.slow
+def test_a_burst_of_start_does_not_hold_up_another_users_latest(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, tmp_path: Path
+) -> None:
+    start_bot()
+    burst = list(range(50_000, 50_200))
+    for chat in burst:
+        api.push_message(chat, "/start")
+    api.push_message(1012, "/start")  # one chat's commands keep their order
+    api.push_message(1012, "/stop")
+    [latest] = say(api, 1013, "/latest")
+    assert latest.text.startswith("<b>President Putin")
+    answered_before = [m.chat_id for m in api.sent_messages()].index(1013)
+    assert answered_before < 60  # was: after all 202 (each update handled in turn, 30/s)
+    api.wait_for_messages(len(burst) + 3, timeout=30)
+    assert all(len(api.sent_messages(chat)) == 1 for chat in burst)
+    replies = [m.text.split(".")[0] for m in api.sent_messages(1012)]
+    assert replies == ["Subscribed", "Unsubscribed: no more pushes to this chat"]
+    conn = sqlite3.connect(tmp_path / "state" / "bot.sqlite3", timeout=5)
+    active = conn.execute("SELECT active FROM subscribers WHERE chat_id = '1012'").fetchone()
+    conn.close()
+    assert active == (0,)
+
+
+@pytest.mark.slow
+def test_admin_commands_in_a_group_are_answered_in_private(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI
+) -> None:
+    group = -2002
+    api.set_chat(group, chat_type="group", title="Readers")
+    start_bot()
+    [note] = say(api, group, f"/status@{BOT_NAME}", user_id=ADMIN)
+    assert note.text == "Sent you the status in a private chat."
+    [status] = api.wait_for_messages(1, chat_id=ADMIN)
+    assert "Subscribers: 0" in status.text
+    for command in ("/status", "/poll"):
+        [hint] = say(api, group, f"{command}@{BOT_NAME}", user_id=600)  # not an admin
+        assert hint.text == commands.unknown_command_reply()
+    [helped] = say(api, group, f"/help@{BOT_NAME}", user_id=ADMIN)
+    assert "/status" not in helped.text  # would tell the group who the admins are
+
+    api.fail_chat(
+        ADMIN, "blocked", description="Forbidden: bot can't initiate conversation with a user"
+    )
+    [refused] = say(api, group, f"/poll@{BOT_NAME}", user_id=ADMIN)
+    assert refused.text == (
+        f"Admin answers go to a private chat: open one with @{BOT_NAME}, send /start, then ask again."
+    )
+    assert len(api.sent_messages(ADMIN)) == 1
+    group_texts = "\n".join(m.text for m in api.sent_messages(group))
+    assert "Subscribers" not in group_texts and "statements: " not in group_texts
+
+
+@pytest.mark.slow
+def test_a_locked_database_costs_one_line_and_reads_still_answer(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI, tmp_path: Path
+) -> None:
+    bot = start_bot()
+    conn = sqlite3.connect(tmp_path / "state" / "bot.sqlite3", timeout=5, isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        [latest] = say(api, 1014, "/latest")  # a WAL reader never waits for a writer
+        assert latest.text.startswith("<b>President Putin")
+        [failed] = say(api, 1014, "/start")  # the write gives up after its busy timeout
+        assert failed.text == commands.failure_reply()
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+    [ok] = say(api, 1014, "/start")
+    assert ok.text.startswith("Subscribed.")
+    assert "database unavailable: database is locked" in bot.log
