@@ -1,24 +1,37 @@
-"""One poll of one feed: fetch, parse, record; failures are kept on the feed's row.
+"""One poll of one feed: fetch, read through its source, decide, record; failures are kept.
 
-Nothing here raises for a bad feed: every failure becomes a recorded error and a later retry.
+The decision is pure (bot.diff); the store only applies it. Nothing here raises for a bad feed:
+every failure becomes a recorded error and a later retry.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
+from urllib.parse import urlparse
 
 import httpx
 
 from bot.config import Config, FeedConfig
-from bot.diff import decide
-from bot.fetch import FetchError, fetch_feed
-from bot.model import PollOutcome, PollReport, Statement
-from bot.parse import FeedFormatError, parse_feed
-from bot.store import Store
+from bot.diff import PollDecision, decide
+from bot.fetch import FetchError, FetchResult
+from bot.model import FeedState, PollOutcome, PollReport, Statement
+from bot.parse import FeedFormatError
+from bot.sources import (
+    FeedSource,
+    Fetcher,
+    Reading,
+    Source,
+    feed_fetcher,
+    read_source,
+    source_for,
+)
+from bot.store import AsyncStore, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +44,31 @@ def backoff_delay(feed: FeedConfig, failures: int, max_backoff: float) -> float:
     return max(1.0, min(max_backoff, feed.interval * 2 ** max(0, failures - 1)))
 
 
+def body_hash(body: bytes, feed: FeedConfig) -> str:
+    """Of the body and of how it is read: new selectors must read an unchanged page again."""
+    return hashlib.sha256(repr(feed.page).encode() + b"\0" + body).hexdigest()
+
+
+def decide_poll(
+    feed: FeedConfig,
+    state: FeedState,
+    statements: Sequence[Statement],
+    known: dict[str, Statement],
+    *,
+    edits_allowed: bool = True,
+    compare_leads: bool = True,
+) -> PollDecision:
+    return decide(
+        statements,
+        known,
+        first_poll=not state.baseline_done,
+        announce_first=feed.announce_first,
+        flood_limit=feed.flood_limit,
+        edits_allowed=edits_allowed,
+        compare_leads=compare_leads,
+    )
+
+
 def record_poll(
     store: Store,
     feed: FeedConfig,
@@ -39,19 +77,13 @@ def record_poll(
     *,
     etag: str | None = None,
     last_modified: str | None = None,
-    edits_allowed: bool = True,
 ) -> PollReport:
-    """Decide what a poll's statements mean against what is stored, then have the store apply it."""
+    """Decide and apply in one go, on a synchronous Store (tests, benchmarks, tools)."""
     store.ensure_feed(feed)
     state = store.feed_state(feed.name)
     assert state is not None
-    decision = decide(
-        statements,
-        store.known(feed.name, [s.key for s in statements]),
-        first_poll=not state.baseline_done,
-        announce_first=feed.announce_first,
-        flood_limit=feed.flood_limit,
-        edits_allowed=edits_allowed,
+    decision = decide_poll(
+        feed, state, statements, store.known(feed.name, [s.key for s in statements])
     )
     # An empty document is no baseline: the next poll would push every old item.
     return store.apply_poll(
@@ -63,63 +95,107 @@ class Poller:
     def __init__(
         self,
         config: Config,
-        store: Store,
+        db: AsyncStore,
         client: httpx.AsyncClient,
         notify_admins: AdminNotifier,
         clock: Clock,
     ) -> None:
         self.config = config
-        self.store = store
+        self.db = db
         self.client = client
         self.notify_admins = notify_admins
         self.clock = clock
+        self._feed_locks: dict[str, asyncio.Lock] = {}  # one poll of a feed at a time
+        self._site_locks: dict[str, asyncio.Lock] = {}  # one article request at a time per site
+
+    def fetcher(self, feed: FeedConfig) -> Fetcher:
+        return feed_fetcher(
+            self.client,
+            feed,
+            max_bytes=self.config.max_feed_bytes,
+            timeout=self.config.fetch_timeout,
+        )
+
+    def _article_fetcher(self, feed: FeedConfig, private_allowed: bool) -> Fetcher:
+        fetch = self.fetcher(feed)
+
+        async def fetch_article(url: str, **_: object) -> FetchResult:
+            site = urlparse(url).netloc.lower()
+            async with self._site_locks.setdefault(site, asyncio.Lock()):
+                return await fetch(url, private_allowed=private_allowed)
+
+        return fetch_article
 
     async def poll(self, feed: FeedConfig, *, force: bool = False) -> PollOutcome:
         """Poll `feed` unless it is backing off (`force` polls anyway, e.g. an admin's /poll)."""
-        self.store.ensure_feed(feed)
-        state = self.store.feed_state(feed.name)
-        assert state is not None
-        now = self.clock()
-        if not force and state.next_poll_at and now < state.next_poll_at:
-            return PollOutcome(feed.name, skipped=True)
+        async with self._feed_locks.setdefault(feed.name, asyncio.Lock()):
+            try:
+                state = await self.db.write(lambda s: _ensured_state(s, feed))
+            except StoreUnavailable as exc:
+                logger.error("feed %s: not polled, the database is unavailable: %s", feed.name, exc)
+                return PollOutcome(feed.name, error=f"database unavailable: {exc}")
+            if not force and state.next_poll_at and self.clock() < state.next_poll_at:
+                return PollOutcome(feed.name, skipped=True)
+            return await self._poll(feed, state)
+
+    async def _poll(self, feed: FeedConfig, state: FeedState) -> PollOutcome:
+        source = source_for(feed, self.config.timezone, self.config.fetch_timeout)
+        started = time.perf_counter()
         try:
-            started = time.perf_counter()
-            result = await fetch_feed(
-                self.client,
-                feed.url,
-                etag=state.etag,
-                last_modified=state.last_modified,
-                max_bytes=self.config.max_feed_bytes,
-                timeout=self.config.fetch_timeout,
-            )
-            if result.permanent_redirect and self.store.record_redirect(
-                feed.name, result.permanent_redirect
+            reading = await self._read(feed, state, source)
+            result = reading.result
+            if result.permanent_redirect and await self.db.write(
+                lambda s: s.record_redirect(feed.name, result.permanent_redirect)
             ):
                 await self._tell_admins(
                     f"Feed {feed.name} moved permanently to {result.permanent_redirect}; "
                     f"the bot follows the redirect, but please update its url in the config."
                 )
-            if result.not_modified:
-                self.store.record_not_modified(feed.name, self.clock())
-                recovered = state.consecutive_failures
-                await self._tell_recovered(feed, recovered)
+            if reading.parsed is None:
+                now = self.clock()
+                await self.db.write(lambda s: s.record_not_modified(feed.name, now))
+                await self._tell_recovered(feed, state.consecutive_failures)
                 return PollOutcome(feed.name, not_modified=True)
-            assert result.body is not None
-            # Parsing a big feed takes a while: off the event loop, so sends and commands go on.
-            statements = await asyncio.to_thread(
-                parse_feed, result.body, url=result.url, content_type=result.content_type
-            )
-            report = record_poll(
-                self.store,
+            parsed = reading.parsed
+            for line in parsed.skipped:
+                logger.warning("feed %s: skipped an item: %s", feed.name, line)
+            keys = [s.key for s in parsed.statements]
+            known = await self.db.read(lambda s: s.known(feed.name, keys))
+            decision = decide_poll(
                 feed,
-                statements,
-                self.clock(),
-                etag=result.etag,
-                last_modified=result.last_modified,
+                state,
+                parsed.statements,
+                known,
+                edits_allowed=not parsed.fallback_encoding,
+                compare_leads=source.compares_leads,
+            )
+            if decision.push:  # only what will be pushed: never the baseline or held-back ones
+                pushed = await source.complete(
+                    decision.push, self._article_fetcher(feed, result.private)
+                )
+                decision = dataclasses.replace(decision, push=pushed)
+            now = self.clock()
+            assert result.body is not None
+            digest = body_hash(result.body, feed)
+            report = await self.db.write(
+                lambda s: s.apply_poll(
+                    feed.name,
+                    decision,
+                    now,
+                    etag=result.etag,
+                    last_modified=result.last_modified,
+                    baseline=bool(parsed.statements),
+                    body_sha256=digest,
+                    skipped=parsed.skipped,
+                )
             )
         except (FetchError, FeedFormatError) as exc:
             retry_after = exc.retry_after if isinstance(exc, FetchError) else None
             return await self._failed(feed, str(exc), state.consecutive_failures + 1, retry_after)
+        except StoreUnavailable as exc:
+            # Nothing was recorded, so the next poll sees the same entries as new again.
+            logger.error("feed %s: could not record the poll: %s", feed.name, exc)
+            return PollOutcome(feed.name, error=f"database unavailable: {exc}")
         except Exception as exc:  # a bug or a surprise in a library: log it, keep the bot going
             logger.exception("feed %s: unexpected error while polling", feed.name)
             return await self._failed(
@@ -128,7 +204,7 @@ class Poller:
         logger.info(
             "feed %s: %d entries, %d new to push, %d recorded silently, %d edited, "
             "%d deliveries queued (%.0f ms)",
-            feed.name, len(statements), report.pushed, report.silent, report.updated,
+            feed.name, len(parsed.statements), report.pushed, report.silent, report.updated,
             report.deliveries, (time.perf_counter() - started) * 1000,
         )  # fmt: skip
         if report.held_back:
@@ -140,6 +216,46 @@ class Poller:
         await self._tell_recovered(feed, state.consecutive_failures)
         return PollOutcome(feed.name, report=report)
 
+    async def _read(self, feed: FeedConfig, state: FeedState, source: Source) -> Reading:
+        """Read the feed, through the feed an HTML page named on an earlier poll if it did."""
+        fetch = self.fetcher(feed)
+
+        def unchanged(body: bytes) -> bool:
+            return state.body_sha256 is not None and body_hash(body, feed) == state.body_sha256
+
+        if state.discovered_url and feed.page is None:
+            try:
+                return await read_source(
+                    FeedSource(discover=False),
+                    fetch,
+                    state.discovered_url,
+                    etag=state.etag,
+                    last_modified=state.last_modified,
+                    private_allowed=state.discovered_private,
+                    unchanged=unchanged,
+                )
+            except (FetchError, FeedFormatError) as exc:
+                # The site may have moved its feed: look at the page again on the next poll.
+                await self.db.write(lambda s: s.record_discovered(feed.name, None))
+                raise FetchError(
+                    f"the discovered feed {state.discovered_url} failed: {exc}"
+                ) from None
+        reading = await read_source(
+            source,
+            fetch,
+            feed.url,
+            etag=state.etag,
+            last_modified=state.last_modified,
+            unchanged=unchanged,
+        )
+        if reading.discovered:
+            logger.info("feed %s: the page names a feed; reading %s", feed.name, reading.discovered)
+            found = reading.discovered
+            await self.db.write(
+                lambda s: s.record_discovered(feed.name, found, private=reading.result.private)
+            )
+        return reading
+
     async def _failed(
         self, feed: FeedConfig, error: str, failures: int, retry_after: float | None = None
     ) -> PollOutcome:
@@ -147,7 +263,15 @@ class Poller:
         delay = backoff_delay(feed, failures, self.config.max_backoff)
         if retry_after is not None:
             delay = max(delay, min(retry_after, self.config.max_backoff))
-        streak = self.store.record_failure(feed.name, error, now, now + timedelta(seconds=delay))
+        retry_at = now + timedelta(seconds=delay)
+        try:
+            streak = await self.db.write(
+                lambda s: s.record_failure(feed.name, error, now, retry_at)
+            )
+        except StoreUnavailable as exc:
+            logger.error("feed %s: poll failed (%s); could not record it: %s", feed.name, error,
+                         exc)  # fmt: skip
+            return PollOutcome(feed.name, error=error)
         logger.warning(
             "feed %s: poll failed (%d in a row), next try in %.0f s: %s",
             feed.name, streak, delay, error,
@@ -171,3 +295,10 @@ class Poller:
             await self.notify_admins(text)
         except Exception:  # telling admins must never break a poll
             logger.exception("could not notify the admins")
+
+
+def _ensured_state(store: Store, feed: FeedConfig) -> FeedState:
+    store.ensure_feed(feed)
+    state = store.feed_state(feed.name)
+    assert state is not None
+    return state

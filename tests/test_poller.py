@@ -18,9 +18,9 @@ import pytest
 
 from bot.config import Config, FeedConfig
 from bot.fetch import USER_AGENT, make_client
-from bot.model import PollOutcome, PollReport
+from bot.model import PollOutcome, PollReport, StoredStatement
 from bot.poller import Poller
-from bot.store import Store, StoredStatement
+from bot.store import AsyncStore, Store
 from tests.conftest import SAMPLES
 from tests.fakes.feed_server import ATOM, HTML, FeedServer, closed_port_url, strong_etag
 
@@ -75,8 +75,9 @@ def server() -> Iterator[FeedServer]:
 
 @pytest.fixture
 async def env(
-    server: FeedServer, store: Store, now: datetime, make_config: Callable[..., Config]
+    server: FeedServer, tmp_path: Path, now: datetime, make_config: Callable[..., Config]
 ) -> AsyncIterator[Env]:
+    db = AsyncStore.open(tmp_path / "state" / "bot.sqlite3")
     clock = Clock(now)
     admins = Admins()
     clients: list[httpx.AsyncClient] = []
@@ -85,7 +86,7 @@ async def env(
         *,
         path: str = "/feed.xml",
         feed: dict[str, Any] | None = None,
-        db: Store | None = None,
+        db: AsyncStore | None = None,
         **bot: Any,
     ) -> tuple[Poller, FeedConfig]:
         settings: dict[str, Any] = {
@@ -98,11 +99,14 @@ async def env(
         config = make_config(feeds=[feed_table], **settings)
         client = make_client(config.fetch_timeout)
         clients.append(client)
-        return Poller(config, db or store, client, admins, clock), config.feeds[0]
+        return Poller(config, db or default_db, client, admins, clock), config.feeds[0]
 
-    yield Env(server, store, clock, admins, make)
+    default_db = db
+    # The tests look at the database through the writer between polls, as start-up code does.
+    yield Env(server, db.writer, clock, admins, make)
     for client in clients:
         await client.aclose()
+    db.close()
 
 
 def subscribe(store: Store, now: datetime, chat_id: int = CHAT) -> None:
@@ -144,7 +148,7 @@ def report_of(outcome: PollOutcome) -> PollReport:
 
 async def next_poll(env: Env, poller: Poller, feed: FeedConfig) -> PollOutcome:
     """Wait (on the test clock) until the feed is due, then poll it."""
-    state = poller.store.feed_state(feed.name)
+    state = poller.db.writer.feed_state(feed.name)
     if state is not None and state.next_poll_at is not None:
         env.clock.now = max(env.clock.now, state.next_poll_at)
     env.clock.advance(feed.interval)
@@ -363,7 +367,7 @@ FAILURES: list[tuple[str, FailureSetup, str]] = [  # name, setup, what the error
     ("slow", _slow, "timed out"),
     ("oversized", _oversized, "larger than the limit"),
     ("html-page", _html_page, "HTML"),
-    ("not-xml", _not_xml, "not a feed|not well-formed"),
+    ("not-xml", _not_xml, "not a feed|not well-formed|not a JSON Feed"),
     ("http-500", _http_500, "HTTP 500"),
     ("http-404", _http_404, "HTTP 404"),
 ]
@@ -438,10 +442,12 @@ async def test_single_failure_below_the_alert_threshold_is_quiet(env: Env) -> No
     env.server.status("/feed.xml", 502)
     assert (await next_poll(env, poller, feed)).error is not None
 
-    env.server.set("/feed.xml", RSS_BODY)
-    report_of(await next_poll(env, poller, feed))
+    env.server.set("/feed.xml", RSS_BODY)  # the body read before the failure: no parse
+    assert (await next_poll(env, poller, feed)).not_modified
 
     assert env.admins.texts == []
+    state = env.store.feed_state("statements")
+    assert state is not None and state.consecutive_failures == 0 and state.last_error is None
 
 
 @pytest.mark.parametrize("status", [429, 503])
@@ -467,7 +473,7 @@ async def test_retry_after_is_honoured(env: Env, status: int) -> None:
 
     env.server.set("/feed.xml", RSS_BODY)
     env.clock.now = failed_at + timedelta(seconds=121)
-    report_of(await poller.poll(feed))
+    assert (await poller.poll(feed)).not_modified  # asked again; the same body as before
     assert len(env.server.requests_for("/feed.xml")) == asked + 1
 
 
@@ -601,6 +607,8 @@ async def test_flood_guard_pushes_only_the_newest_and_tells_the_admins(env: Env)
     assert "12" in notice and "3" in notice
     assert env.store.statement_count() == 24  # the 12 RSS keys and the 12 Atom keys
 
+    assert (await next_poll(env, poller, feed)).not_modified  # the same document again
+    env.server.set("/feed.xml", ATOM_BODY + b"\n", content_type=ATOM)  # re-served: read in full
     report = report_of(await next_poll(env, poller, feed))
 
     assert report.pushed == 0 and report.held_back == 0
@@ -701,20 +709,21 @@ async def test_restart_with_an_existing_database_pushes_nothing_twice(
     """Close the database, open the same file again: nothing is new, nothing is queued twice,
     and the validators saved before the restart still earn a 304."""
     path = tmp_path / "restart" / "bot.sqlite3"
-    first = Store.open(path)
-    subscribe(first, env.clock.now)
+    first = AsyncStore.open(path)
+    subscribe(first.writer, env.clock.now)
     env.server.set("/feed.xml", RSS_BODY)
     poller, feed = await env.make(db=first)
     report_of(await poller.poll(feed))
     env.server.set("/feed.xml", NEXT_BODY, etag=strong_etag(NEXT_BODY))
     report_of(await next_poll(env, poller, feed))
-    assert delivery_count(first) == 2
-    before = snapshot(first)
+    assert delivery_count(first.writer) == 2
+    before = snapshot(first.writer)
     first.close()
 
-    reopened = Store.open(path)
+    db = AsyncStore.open(path)
+    reopened = db.writer
     try:
-        poller, feed = await env.make(db=reopened)
+        poller, feed = await env.make(db=db)
 
         outcome = await next_poll(env, poller, feed)
         assert outcome.not_modified
@@ -722,7 +731,11 @@ async def test_restart_with_an_existing_database_pushes_nothing_twice(
             NEXT_BODY
         )
 
-        env.server.set("/feed.xml", NEXT_BODY)  # same items, no validators: read in full
+        # The same body without validators costs what a 304 costs: its hash is the last one's.
+        env.server.set("/feed.xml", NEXT_BODY)
+        assert (await next_poll(env, poller, feed)).not_modified
+        # Another server's copy of the same items (re-serialised): read in full, nothing new.
+        env.server.set("/feed.xml", NEXT_BODY.replace(b"<channel>", b"<channel>\n"))
         report = report_of(await next_poll(env, poller, feed))
 
         assert (report.pushed, report.silent, report.updated, report.deliveries) == (0, 0, 0, 0)
@@ -730,4 +743,4 @@ async def test_restart_with_an_existing_database_pushes_nothing_twice(
         assert snapshot(reopened) == before
         assert drain(reopened, env.clock.now) == [SITE + "fnapr/7013", SITE + "fnapr/7014"]
     finally:
-        reopened.close()
+        db.close()
