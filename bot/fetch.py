@@ -181,7 +181,8 @@ async def fetch_feed(
     `headers` are sent on every request (they override User-Agent and Accept) and never appear
     in an error. `private_allowed`: None for a URL the admin configured (it may be private, and
     then so may its redirects); True or False for a link found in a document whose own
-    FetchResult.private it should be (a public page cannot lead to a private address or a file).
+    FetchResult.private it should be (a public page cannot lead to a private address). A link
+    (True or False) must be http(s): only a configured URL may be a local file.
     """
     scheme = urlparse(url).scheme.lower()
     if scheme in ("http", "https"):
@@ -205,9 +206,12 @@ async def fetch_feed(
         except FetchError as exc:
             # Our own messages never quote a header, but a library's text might; be sure.
             raise FetchError(_scrub(exc.reason, secrets), exc.retry_after) from None
-    if private_allowed is False:
+    if private_allowed is not None:
+        # A link never reaches the disk, not even from a private page: /proc/self/environ is a
+        # regular file, and what is read gets pushed to subscribers.
         what = "a local file" if scheme in ("", "file") else f"a {_scheme_name(scheme)}: address"
-        raise FetchError(f"refused: {what} (from a public page)")
+        where = "from a public page" if private_allowed is False else "only a configured feed"
+        raise FetchError(f"refused: {what} ({where})")
     try:
         async with asyncio.timeout(timeout * 2):
             return await asyncio.to_thread(_read_file, url, last_modified, max_bytes)
@@ -391,7 +395,9 @@ async def _answer(
             _one_line(f"HTTP {status} {response.reason_phrase}".strip()), retry_after=retry_after
         )
     length = response.headers.get("Content-Length")
-    if length and length.isdigit() and int(length) > _raw_limit(max_bytes):
+    encoded = any(c.strip().lower() not in ("", "identity") for c in _codings(response))
+    announced_limit = _raw_limit(max_bytes) if encoded else max_bytes
+    if length and length.isdigit() and int(length) > announced_limit:
         raise FetchError(f"the document is larger than the limit of {max_bytes} bytes")
     body = await _read_body(response, max_bytes)
     blocker = detect(status, response.headers, body[:HEAD_BYTES])
@@ -415,8 +421,7 @@ def _raw_limit(max_bytes: int) -> int:
 
 async def _read_body(response: httpx.Response, limit: int, *, truncate: bool = False) -> bytes:
     """The decoded body, at most `limit` bytes; more is an error (or cut off, with `truncate`)."""
-    codings = response.headers.get_list("Content-Encoding", split_commas=True)
-    decoder = _Decoder(codings, _raw_limit(limit))
+    decoder = _Decoder(_codings(response), _raw_limit(limit))
     too_big = FetchError(f"the document is larger than the limit of {limit} bytes" + decoder.note)
     body = bytearray()
     raw_size = 0
@@ -446,6 +451,10 @@ async def _read_body(response: httpx.Response, limit: int, *, truncate: bool = F
 
 
 # ---- Content-Encoding -----------------------------------------------------------------
+
+
+def _codings(response: httpx.Response) -> list[str]:
+    return response.headers.get_list("Content-Encoding", split_commas=True)
 
 
 class _TooBig(Exception):

@@ -815,13 +815,16 @@ async def test_link_from_a_public_page_to_a_public_address_works(
 
 
 @pytest.mark.parametrize(
-    "url", ["/etc/passwd", "file:///etc/passwd", "gopher://127.0.0.2/x", "state/bot.sqlite3"]
+    "url", ["/etc/passwd", "file:///proc/self/environ", "gopher://127.0.0.2/x", "state/bot.sqlite3"]
 )
-async def test_link_from_a_public_page_to_a_file_or_other_scheme_is_refused(
-    client: httpx.AsyncClient, url: str
+@pytest.mark.parametrize("private_allowed", [False, True])
+async def test_a_link_to_a_file_or_other_scheme_is_refused(
+    client: httpx.AsyncClient, url: str, private_allowed: bool
 ) -> None:
-    with pytest.raises(FetchError, match=r"^refused: .* \(from a public page\)$"):
-        await fetch_as(client, url, private_allowed=False)
+    """Only a configured feed may be a local file: a link could read the bot's secrets."""
+    where = "from a public page" if private_allowed is False else "only a configured feed"
+    with pytest.raises(FetchError, match=rf"^refused: a (local file|gopher: address) \({where}\)$"):
+        await fetch_as(client, url, private_allowed=private_allowed)
 
 
 async def test_default_policy_counts_all_of_loopback_as_private(
