@@ -66,8 +66,11 @@ PRIVATE_NETWORKS: tuple[IPNetwork, ...] = tuple(
 _RESERVED_HEADERS = frozenset(
     {"accept-encoding", "host", "content-length", "transfer-encoding", "connection", "te"}
 )
-# The only per-feed headers that may follow a redirect to another origin: any other may be a key.
-_CROSS_ORIGIN_HEADERS = frozenset({"user-agent", "accept", "accept-language"})
+# The only headers that follow a redirect to another origin: any other per-feed one may be a key.
+_CROSS_ORIGIN_HEADERS = frozenset(
+    {"user-agent", "accept", "accept-language", "accept-encoding"}
+    | {"if-none-match", "if-modified-since"}
+)
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")  # visible ASCII, space, tab: no CR/LF/NUL
 _SCHEME = re.compile(r"[a-z][a-z0-9+.-]{0,19}")
@@ -330,8 +333,7 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 
 def _cross_origin(headers: dict[str, str]) -> dict[str, str]:
     """The headers safe to send to another origin: cookies and keys stay with the configured one."""
-    ours = {"user-agent", "accept", "accept-encoding", "if-none-match", "if-modified-since"}
-    return {k: v for k, v in headers.items() if k.lower() in ours | _CROSS_ORIGIN_HEADERS}
+    return {k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_HEADERS}
 
 
 def _server_address(response: httpx.Response) -> str | None:
@@ -392,7 +394,7 @@ async def _answer(
         if blocker:
             raise FetchError(f"blocked by bot protection ({blocker})", retry_after=retry_after)
         raise FetchError(
-            _one_line(f"HTTP {status} {response.reason_phrase}".strip()), retry_after=retry_after
+            _one_line(f"HTTP {status} {response.reason_phrase[:100]}"), retry_after=retry_after
         )
     length = response.headers.get("Content-Length")
     encoded = any(c.strip().lower() not in ("", "identity") for c in _codings(response))

@@ -1,5 +1,9 @@
 """A small real HTTP server for feeds, on 127.0.0.1 and a free port, for integration tests.
 
+`FeedServer("127.0.0.2")` listens on another loopback address instead (Linux answers on all of
+127/8), for tests that need a second, "public", host. A route's own `Server` header replaces the
+server's default one.
+
 It runs the standard library's ThreadingHTTPServer in a background thread::
 
     with FeedServer() as server:
