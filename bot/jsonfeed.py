@@ -7,8 +7,10 @@ feed_url, which may be stale copies); the lead is plain text.
 
 from __future__ import annotations
 
+import html
 import json
 import logging
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -80,7 +82,7 @@ def _item_to_statement(item: Any, feed_url: str) -> tuple[Statement, list[str]]:
     if isinstance(raw_id, int | float) and not isinstance(raw_id, bool):
         raw_id = str(raw_id)
     guid = _string(item, "id", raw_id)
-    title = feed_text(_string(item, "title"), is_html=False)
+    title = _plain(_string(item, "title"))
     lead = _lead(item)
     # url is the item's own page; external_url (what a linkblog post points to) only without it.
     link = absolute_http_link(_string(item, "url"), feed_url) or absolute_http_link(
@@ -95,11 +97,20 @@ def _item_to_statement(item: Any, feed_url: str) -> tuple[Statement, list[str]]:
 
 def _lead(item: Mapping[str, Any]) -> str:
     # What a reader expects under the title: the summary, else the text, else the HTML as text.
-    for field, is_html in (("summary", False), ("content_text", False), ("content_html", True)):
-        text = feed_text(_string(item, field), is_html=is_html)
+    for field in ("summary", "content_text"):
+        text = _plain(_string(item, field))
         if text:
             return text
-    return ""
+    return feed_text(_string(item, "content_html"), is_html=True)
+
+
+_ENTITY = re.compile(r"&(?:#[0-9]+|#[xX][0-9a-fA-F]+|[A-Za-z][A-Za-z0-9]*);")
+
+
+def _plain(value: str) -> str:
+    """A plain-text field. Publishers often HTML-escape titles anyway ("Q&amp;A", "&#8217;"):
+    a text with entity references reads as a reader expects, with the characters they name."""
+    return feed_text(html.unescape(value) if _ENTITY.search(value) else value, is_html=False)
 
 
 def _published(item: Mapping[str, Any]) -> tuple[datetime | None, list[str]]:
