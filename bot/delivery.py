@@ -97,6 +97,12 @@ class DrainReport:
 Record = Callable[[Store], object]  # writes one send's outcome; safe to run twice
 
 
+def _probe(store: Store) -> None:
+    """Take the write lock and let it go: the cheapest proof that writes get through."""
+    store.db.execute("BEGIN IMMEDIATE")
+    store.db.execute("ROLLBACK")
+
+
 class DeliveryEngine:
     def __init__(
         self,
@@ -168,6 +174,8 @@ class DeliveryEngine:
             self._wrote = False
             if await self.flush():
                 await self._drain_batches(report)
+            if self._db_error is not None and not self._db_blocked:
+                await self._recovered()
             report.db_error = self._db_error
             await self._report_failures(report)
             if self._wrote and not self._db_blocked:
@@ -239,11 +247,18 @@ class DeliveryEngine:
             await self._db_failed(failed)
             return False
         self._wrote = True
-        if self._db_error is not None:
-            logger.warning("the database can be written again; deliveries resume")
-            self._db_error = None
-            await self._tell_admins("The database can be written again; deliveries resumed.")
         return True
+
+    async def _recovered(self) -> None:
+        """A whole drain without a failed write ends the episode (a nearly full disk takes
+        some writes and refuses others: one notice for all of it, not one per flap)."""
+        if not self._wrote:  # nothing needed writing: ask for the write lock, to be sure
+            await self._write(_probe)
+            if self._db_blocked:
+                return
+        logger.warning("the database can be written again; deliveries resume")
+        self._db_error = None
+        await self._tell_admins("The database can be written again; deliveries resumed.")
 
     async def _db_failed(self, reason: str) -> None:
         """Pause: nothing more is sent until a later drain finds the database writable."""
