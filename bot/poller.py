@@ -19,7 +19,7 @@ import httpx
 
 from bot.config import Config, FeedConfig
 from bot.diff import PollDecision, decide
-from bot.fetch import FetchError, FetchResult
+from bot.fetch import DEFAULT_POLICY, AddressPolicy, FetchError, FetchResult
 from bot.model import FeedState, PollOutcome, PollReport, Statement
 from bot.parse import FeedFormatError
 from bot.sources import (
@@ -99,8 +99,11 @@ class Poller:
         client: httpx.AsyncClient,
         notify_admins: AdminNotifier,
         clock: Clock,
+        *,
+        address_policy: AddressPolicy = DEFAULT_POLICY,  # which addresses count as private
     ) -> None:
         self.config = config
+        self.address_policy = address_policy
         self.db = db
         self.client = client
         self.notify_admins = notify_admins
@@ -114,6 +117,7 @@ class Poller:
             feed,
             max_bytes=self.config.max_feed_bytes,
             timeout=self.config.fetch_timeout,
+            policy=self.address_policy,
         )
 
     def _article_fetcher(self, feed: FeedConfig, private_allowed: bool) -> Fetcher:

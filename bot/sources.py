@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from bot.config import FeedConfig
-from bot.fetch import FetchError, FetchResult, fetch_feed
+from bot.fetch import DEFAULT_POLICY, AddressPolicy, FetchError, FetchResult, fetch_feed
 from bot.model import PageSpec, ParsedDocument, Statement
 from bot.parse import FeedFormatError, looks_like_html, parse_feed
 
@@ -39,7 +39,12 @@ class Fetcher(Protocol):
 
 
 def feed_fetcher(
-    client: httpx.AsyncClient, feed: FeedConfig, *, max_bytes: int, timeout: float
+    client: httpx.AsyncClient,
+    feed: FeedConfig,
+    *,
+    max_bytes: int,
+    timeout: float,
+    policy: AddressPolicy = DEFAULT_POLICY,
 ) -> Fetcher:
     """fetch_feed with the feed's own headers and the bot's size cap and timeout."""
 
@@ -59,6 +64,7 @@ def feed_fetcher(
             timeout=timeout,
             headers=dict(feed.headers),
             private_allowed=private_allowed,
+            policy=policy,
         )
 
     return fetch
