@@ -16,11 +16,18 @@ from bot import __version__, commands
 from bot.config import Config, ConfigError, config_path_from, load_config
 from bot.console import ConsoleAdmin, ConsoleSender, as_console_text, console_loop
 from bot.fetch import make_client
-from bot.health import assess
+from bot.health import CHECK_SECONDS, assess
 from bot.logs import configure_logging
 from bot.migrations import SchemaTooNewError
 from bot.service import Service, utc_now
-from bot.store import CONSOLE_CHAT_ID, SchemaMismatchError, Store
+from bot.store import (
+    CONSOLE_CHAT_ID,
+    OPEN_CHECK_SECONDS,
+    CheckTimedOut,
+    SchemaMismatchError,
+    Store,
+    StoreOpenError,
+)
 from bot.telegram_bot import TokenError, read_token, run_telegram
 
 logger = logging.getLogger("bot")
@@ -105,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     except SchemaTooNewError as exc:
         print(f"statement-bot: {exc}", file=sys.stderr)
         return 2
+    except StoreOpenError as exc:
+        # Every command that opens the database: one line, the exit code of its kind.
+        print(f"statement-bot: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     return 0
@@ -127,13 +138,27 @@ def _print_counters(config: Config, at: str | None) -> int:
 
 
 def _health(config: Config) -> int:
+    # Always exit 1 when unhealthy, whatever the cause: Docker's HEALTHCHECK reserves 2.
     try:
         store = Store.open_readonly(config.database_path)
-    except (OSError, sqlite3.Error, SchemaMismatchError) as exc:
+    except StoreOpenError as exc:
+        print(f"unhealthy: {exc}")
+        return 1
+    except SchemaMismatchError as exc:
         print(f"unhealthy: database {config.database_path}: {exc}")
         return 1
     try:
-        verdict = assess(store.status(), config, utc_now())
+        # A file can answer the status queries and still be damaged where they do not look.
+        store.quick_check(CHECK_SECONDS)
+        checked = "quick_check ok"
+    except CheckTimedOut:
+        checked = f"check timed out after {CHECK_SECONDS:g} s (not verified)"
+    except StoreOpenError as exc:
+        store.close()
+        print(f"unhealthy: {exc}")
+        return 1
+    try:
+        verdict = assess(store.status(), config, utc_now(), database=checked)
     except sqlite3.Error as exc:
         print(f"unhealthy: database {config.database_path}: {exc}")
         return 1
@@ -149,15 +174,25 @@ def _backup(config: Config, target: Path) -> int:
     if target.exists():
         print(f"statement-bot: {target} exists; choose a new file name", file=sys.stderr)
         return 2
+    if not target.parent.is_dir():  # a mistyped folder should not be created silently
+        print(f"statement-bot: folder {target.parent} does not exist; create it first, "
+              "or choose another path", file=sys.stderr)  # fmt: skip
+        return 2
+    # Opening errors (missing, damaged, locked) go on to main() as StoreOpenError: one line.
     try:
         store = Store.open_readonly(config.database_path)
         try:
+            # A copy of a damaged file would look like a good backup: refuse to make one.
+            with contextlib.suppress(CheckTimedOut):
+                store.quick_check(OPEN_CHECK_SECONDS)
             store.backup(target)
-            copy = Store.open_readonly(target)
-            counts = (copy.statement_count(), copy.active_subscriber_count())
-            copy.close()
         finally:
             store.close()
+        copy = Store.open_readonly(target)
+        try:
+            counts = (copy.statement_count(), copy.active_subscriber_count())
+        finally:
+            copy.close()
     except (OSError, sqlite3.Error, SchemaMismatchError) as exc:
         print(f"statement-bot: backup failed: {exc}", file=sys.stderr)
         return 1

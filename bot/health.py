@@ -10,6 +10,8 @@ from bot.model import StoreStatus
 
 HEALTHY_INTERVALS = 3  # a feed is healthy if it was read within this many of its intervals
 MIN_WINDOW = timedelta(minutes=2)  # short intervals still get time for a slow server
+# PRAGMA quick_check budget: well inside the Dockerfile's HEALTHCHECK --timeout=15s.
+CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -18,8 +20,14 @@ class Health:
     lines: list[str]
 
 
-def assess(status: StoreStatus, config: Config, now: datetime) -> Health:
-    """Healthy when every configured feed was read successfully within a few of its intervals."""
+def assess(
+    status: StoreStatus, config: Config, now: datetime, *, database: str | None = None
+) -> Health:
+    """Healthy when every configured feed was read successfully within a few of its intervals.
+
+    `database` is what the file check found, when the caller ran one ("quick_check ok", or that
+    it timed out): shown, and no verdict of its own; a damaged file never gets this far.
+    """
     states = {f.name: f for f in status.feeds}
     lines: list[str] = []
     ok = True
@@ -43,6 +51,8 @@ def assess(status: StoreStatus, config: Config, now: datetime) -> Health:
         f"subscribers: {status.active_subscribers}, deliveries pending: {status.pending}, "
         f"failed: {status.failed}"
     )
+    if database:
+        lines.append(f"database: {database}")
     return Health(ok, lines)
 
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -59,6 +61,100 @@ class SchemaMismatchError(Exception):
     """The database is not at the schema version this code reads."""
 
 
+# Exit codes of the commands that open the database (docs/reliability.md, "Start-up faults").
+EXIT_DAMAGED = 3  # missing, not a database, or damaged: restore a backup
+EXIT_BUSY = 4  # another process holds the lock
+EXIT_UNWRITABLE = 5  # the folder or the disk refuses: permissions, read-only, full, I/O error
+
+OPEN_BUSY_TIMEOUT = 5.0  # s opening waits for another process's lock, then says so
+BUSY_TIMEOUT = 30.0  # s a statement waits for a lock once the store is open (as before)
+OPEN_CHECK_SECONDS = 30.0  # quick_check budget at start; a slower file starts unchecked
+
+
+class StoreOpenError(Exception):
+    """The database cannot be opened or used: one line naming the file and what to do, and the
+    exit code for that kind of trouble. The file has been left as it was."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+class CheckTimedOut(Exception):
+    """PRAGMA quick_check did not finish within its time budget: nothing is known."""
+
+
+def _open_connection(target: str, busy_timeout: float, *, uri: bool = False) -> sqlite3.Connection:
+    # Autocommit at the driver level: transactions are explicit (db.atomic()).
+    return sqlite3.connect(target, uri=uri, isolation_level=None, timeout=busy_timeout)
+
+
+def _open_error(path: Path, exc: sqlite3.Error, busy_timeout: float) -> StoreOpenError:
+    """The one line an admin needs for SQLite's error, by its result code."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    if name.startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+        return _damaged(path, str(exc))
+    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return StoreOpenError(
+            f"database {path} is locked by another process (waited {busy_timeout:g} s): "
+            "is another bot running on this state folder? Stop it, or try again later",
+            EXIT_BUSY,
+        )
+    if name.startswith("SQLITE_FULL"):
+        return StoreOpenError(
+            f"cannot write database {path}: the disk is full; free some space and start again",
+            EXIT_UNWRITABLE,
+        )
+    if name.startswith("SQLITE_IOERR"):
+        return StoreOpenError(
+            f"cannot read or write database {path} ({exc}): is the disk full or failing?",
+            EXIT_UNWRITABLE,
+        )
+    if name.startswith(("SQLITE_CANTOPEN", "SQLITE_READONLY", "SQLITE_PERM", "SQLITE_AUTH")):
+        return StoreOpenError(
+            f"cannot open database {path} ({exc}): the bot's user must be able to write it and "
+            f"its folder {path.parent}, where SQLite keeps {path.name}-wal and -shm",
+            EXIT_UNWRITABLE,
+        )
+    return StoreOpenError(f"cannot use database {path} ({exc}); restore a backup", EXIT_DAMAGED)
+
+
+def _damaged(path: Path, detail: str) -> StoreOpenError:
+    return StoreOpenError(
+        f"database {path} is damaged ({detail}): stop the bot, set the file aside and restore "
+        "a backup",
+        EXIT_DAMAGED,
+    )
+
+
+def _quick_check(conn: sqlite3.Connection, seconds: float) -> str | None:
+    """PRAGMA quick_check: None if it passed, else the first problem, in one line.
+
+    A progress handler aborts it after `seconds` (CheckTimedOut), so a huge file or a slow disk
+    cannot hold up start-up or a health probe for long.
+    """
+    deadline = time.monotonic() + seconds
+    conn.set_progress_handler(lambda: time.monotonic() > deadline, 1000)
+    try:
+        rows = [str(r[0]) for r in conn.execute("PRAGMA quick_check(20)")]
+    except sqlite3.OperationalError as exc:
+        if exc.sqlite_errorname == "SQLITE_INTERRUPT":
+            raise CheckTimedOut(f"quick_check did not finish in {seconds:g} s") from exc
+        raise
+    except sqlite3.DatabaseError as exc:
+        # Damage that stops the check itself (a truncated file, a garbage header).
+        if (exc.sqlite_errorname or "").startswith(("SQLITE_CORRUPT", "SQLITE_NOTADB")):
+            return str(exc)
+        raise
+    finally:
+        conn.set_progress_handler(None, 0)
+    if rows == ["ok"]:
+        return None
+    problems = [p for r in rows for p in r.splitlines() if p and not p.startswith("***")]
+    more = f" and {len(problems) - 1} more problems" if len(problems) > 1 else ""
+    return f"quick_check: {problems[0] if problems else rows}{more}"
+
+
 class StoreUnavailable(Exception):
     """The database cannot be read or written right now; the message is one line of why
     ("database is locked", "disk is full"). AsyncStore raises it instead of sqlite3 errors,
@@ -72,18 +168,51 @@ class Store:
 
     @classmethod
     def open(cls, path: Path) -> Store:
-        """Open (creating if needed) and migrate. A newer schema is refused before any write."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # Autocommit at the driver level: transactions are explicit (db.atomic()).
-        conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        """Open (creating if needed), check and migrate; StoreOpenError when that cannot be done.
+
+        Nothing is written to a file that fails quick_check (no "repair", no migration) or that
+        has a newer schema (SchemaTooNewError). Another process's lock is waited for
+        OPEN_BUSY_TIMEOUT, then reported; once open, statements wait BUSY_TIMEOUT.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreOpenError(
+                f"cannot create the state folder {path.parent} ({exc.strerror or exc}): create "
+                "it so that the bot's user can write to it, or set bot.state",
+                EXIT_UNWRITABLE,
+            ) from exc
+        existing = path.is_file() and path.stat().st_size > 0
+        try:
+            conn = _open_connection(str(path), OPEN_BUSY_TIMEOUT)
+        except sqlite3.Error as exc:
+            raise _open_error(path, exc, OPEN_BUSY_TIMEOUT) from exc
         db = sqlite_utils.Database(conn)
         try:
+            if existing:
+                try:
+                    problem = _quick_check(conn, OPEN_CHECK_SECONDS)
+                except CheckTimedOut as exc:
+                    logger.warning("database %s: %s; starting without the check", path, exc)
+                    problem = None
+                if problem:
+                    raise _damaged(path, problem)
             if schema_version(db) > LATEST_VERSION:
                 migrate(db)  # raises SchemaTooNewError without writing
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable at checkpoints
             db.execute("PRAGMA foreign_keys=ON")
+            # Start-up needs the write lock: find out now, within OPEN_BUSY_TIMEOUT.
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("COMMIT")
             applied = migrate(db)
+            conn.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        except (sqlite3.ProgrammingError, sqlite3.IntegrityError, sqlite3.InterfaceError):
+            conn.close()
+            raise  # a bug, not the file's state
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _open_error(path, exc, OPEN_BUSY_TIMEOUT) from exc
         except BaseException:
             conn.close()
             raise
@@ -99,12 +228,21 @@ class Store:
         business (it migrates at start-up) or a newer bot's.
         """
         if not path.is_file():
-            raise FileNotFoundError(f"no database at {path}")
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
-                               isolation_level=None, timeout=30)  # fmt: skip
+            raise StoreOpenError(
+                f"database {path} does not exist: check bot.state, or start the bot once",
+                EXIT_DAMAGED,
+            )
+        try:
+            conn = _open_connection(f"{path.resolve().as_uri()}?mode=ro", OPEN_BUSY_TIMEOUT,
+                                    uri=True)  # fmt: skip
+        except sqlite3.Error as exc:
+            raise _open_error(path, exc, OPEN_BUSY_TIMEOUT) from exc
         db = sqlite_utils.Database(conn)
         try:
             version = schema_version(db)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise _open_error(path, exc, OPEN_BUSY_TIMEOUT) from exc
         except BaseException:
             conn.close()
             raise
@@ -114,6 +252,17 @@ class Store:
                 f"the database has schema version {version}; this bot uses {LATEST_VERSION}"
             )
         return cls(db, path)
+
+    def quick_check(self, seconds: float) -> None:
+        """PRAGMA quick_check within `seconds`: StoreOpenError (one line) when the file is
+        damaged or cannot be read, CheckTimedOut when time ran out."""
+        assert self.path is not None
+        try:
+            problem = _quick_check(self.db.conn, seconds)
+        except sqlite3.Error as exc:
+            raise _open_error(self.path, exc, OPEN_BUSY_TIMEOUT) from exc
+        if problem:
+            raise _damaged(self.path, problem)
 
     def close(self) -> None:
         self.db.close()
@@ -497,13 +646,29 @@ class Store:
         )
 
     def backup(self, target: Path) -> None:
-        """A consistent copy while the bot runs, through SQLite's online backup API."""
-        target.parent.mkdir(parents=True, exist_ok=True)
-        dest = sqlite3.connect(str(target))
+        """A consistent copy while the bot runs (SQLite's online backup API), in one file.
+
+        The folder must exist: a mistyped path should not grow a tree of folders. The copy is
+        written under a temporary name and renamed when complete, so a failed backup leaves
+        nothing that looks like one.
+        """
+        if not target.parent.is_dir():
+            raise FileNotFoundError(f"folder {target.parent} does not exist")
+        partial = target.with_name(target.name + ".partial")
         try:
-            self.db.conn.backup(dest)
-        finally:
-            dest.close()
+            dest = sqlite3.connect(str(partial), isolation_level=None)
+            try:
+                self.db.conn.backup(dest)
+                # The copied pages say WAL, as the source's do: without this the copy would
+                # need -wal/-shm files beside it as soon as anything opened it.
+                dest.execute("PRAGMA journal_mode=DELETE")
+            finally:
+                dest.close()
+            os.replace(partial, target)
+        except BaseException:
+            for leftover in ("", "-wal", "-shm", "-journal"):
+                partial.with_name(partial.name + leftover).unlink(missing_ok=True)
+            raise
 
 
 T = TypeVar("T")
