@@ -509,8 +509,12 @@ class Store:
         return [chat_id_value(r[0]) for r in rows]
 
     def active_subscriber_count(self) -> int:
+        """Chats that get pushes on Telegram. The console chat is not one: it exists only while
+        a console runs, and counting it made /status and `health` disagree."""
         return int(
-            self.db.execute("SELECT COUNT(*) FROM subscribers WHERE active = 1").fetchone()[0]
+            self.db.execute(
+                "SELECT COUNT(*) FROM subscribers WHERE active = 1 AND kind != 'console'"
+            ).fetchone()[0]
         )
 
     def _subscriber_row(self, chat_id: int | str) -> dict | None:

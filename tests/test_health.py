@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from bot.commands import status_reply
 from bot.config import Config
 from bot.health import assess
 from bot.poller import record_poll
-from bot.store import Store
+from bot.store import CONSOLE_CHAT_ID, Store
 
 
 def test_never_polled_is_unhealthy(store: Store, config: Config, now: datetime) -> None:
@@ -46,3 +47,17 @@ def test_every_feed_counts(make_config, store: Store, now: datetime) -> None:
     verdict = assess(store.status(), config, now)
     assert not verdict.ok
     assert verdict.lines[:2] == ["feed a: read 0 s ago", "feed b: never read successfully"]
+
+
+def test_health_and_status_count_subscribers_alike(
+    store: Store, config: Config, now: datetime
+) -> None:
+    """The console chat is no subscriber: it exists only while a console runs, so counting it
+    made the console's /status say 1 where `health` said 0 for the same Telegram audience."""
+    store.subscribe(CONSOLE_CHAT_ID, "console", now, title="console")
+    store.subscribe(5, "private", now)
+    store.subscribe(-100, "group", now)
+    store.deactivate(-100, "/stop", now)
+    status = store.status()
+    assert assess(status, config, now).lines[-1].startswith("subscribers: 1,")
+    assert "\nSubscribers: 1\n" in status_reply(status, config, now)
