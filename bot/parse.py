@@ -411,7 +411,7 @@ def _detect(data: bytes) -> str | None:
 
 _CHAR_REF = re.compile(r"&#(?:[xX]([0-9a-fA-F]+)|([0-9]+));")
 _SHELTERED = re.compile(r"<!\[CDATA\[.*?\]\]>|<!--.*?-->", re.DOTALL)  # references stay text
-_ITEM = re.compile(r"<((?:[\w.-]+:)?(?:item|entry))[\s>].*?</\1\s*>", re.DOTALL)
+_ITEM_TAG = re.compile(r"<(/?)(?:[\w.-]+:)?(?:item|entry)(?=[\s/>])")
 _ITEM_TITLE = re.compile(r"<(?:[\w.-]+:)?title\b[^>]*>(.*?)</", re.DOTALL)
 
 
@@ -430,7 +430,7 @@ def _drop_unreadable_items(text: str) -> tuple[str, list[str], list[int]]:
         return text, [], []
     sheltered = [m.span() for m in _SHELTERED.finditer(text)]
     refs = [m for m in refs if _inside(m.start(), sheltered) is None]
-    items = [m.span() for m in _ITEM.finditer(text)]
+    items = _item_spans(text)
     dropped: dict[int, str] = {}  # item index -> the first bad reference in it
     edits: list[tuple[int, int, str]] = []
     for ref in refs:
@@ -459,9 +459,25 @@ def _drop_unreadable_items(text: str) -> tuple[str, list[str], list[int]]:
     return "".join(parts), skipped, kept
 
 
+def _item_spans(text: str) -> list[tuple[int, int]]:
+    """Where each item (or entry) starts and ends; one pass, so a cut-off document stays cheap."""
+    spans, start = [], None
+    for tag in _ITEM_TAG.finditer(text):
+        if not tag.group(1):
+            start = tag.start()
+        elif start is not None:
+            end = text.find(">", tag.end())
+            spans.append((start, len(text) if end < 0 else end + 1))
+            start = None
+    return spans
+
+
 def _code_point(ref: re.Match[str]) -> int:
     hex_digits, digits = ref.groups()
-    return int(hex_digits, 16) if hex_digits else int(digits)
+    number = (hex_digits or digits).lstrip("0") or "0"
+    if len(number) > 8:  # beyond Unicode either way; int() refuses 4300+ digits anyway
+        return 0x110000
+    return int(number, 16) if hex_digits else int(number)
 
 
 def _is_xml_char(point: int) -> bool:
@@ -489,4 +505,10 @@ def _item_title(item: str) -> str:
     if not match:
         return ""
     raw = match.group(1).replace("<![CDATA[", "").replace("]]>", "")
+    # Numeric references first: html.unescape fails on one with thousands of digits.
+    raw = _CHAR_REF.sub(lambda m: _char(_code_point(m)), raw)
     return shorten(fold_whitespace(html.unescape(raw)), 40)
+
+
+def _char(point: int) -> str:
+    return chr(point) if _is_xml_char(point) else "\ufffd"

@@ -907,3 +907,24 @@ def test_json_feed_is_read_by_content_type_or_its_first_byte(content_type: str |
 
 def test_xml_served_as_json_is_still_read_as_xml() -> None:
     assert len(read((SAMPLES / "embassy-rss.xml").read_bytes(), url=RSS_URL, content_type="application/json")) == 12  # fmt: skip
+
+
+def test_a_reference_with_thousands_of_digits_is_skipped_not_a_crash() -> None:
+    document = parse_feed(three_items("Bad &#" + "9" * 5000 + "; one"), url=RSS_URL)
+
+    assert [s.title for s in document.statements] == ["First", "Third"]
+    assert len(document.skipped) == 1
+
+
+def test_finding_bad_references_in_a_big_cut_off_document_stays_fast() -> None:
+    """Items that never close must not make the scan quadratic (feedparser's time aside)."""
+    import time
+
+    from bot.parse import _drop_unreadable_items
+
+    text = "<rss><channel>" + "<item><title>T &#xD800;</title>" * 50_000
+
+    started = time.perf_counter()
+    _, skipped, _ = _drop_unreadable_items(text)
+    assert time.perf_counter() - started < 1
+    assert skipped == []  # no item closes, so none is dropped: the cut-off check rejects it
