@@ -19,6 +19,8 @@ _SKIP_TAGS = {"script", "style", "head", "title", "template", "noscript"}
 _SPACES = re.compile(r"[ \t\r\f\v\u00a0\u2000-\u200b\u202f\u205f\u3000]+")
 _LINE_EDGES = re.compile(r" *\n *")
 _BLANK_RUNS = re.compile(r"\n{3,}")
+# html.unescape raises on a numeric reference of 4300+ digits; past 8 it is no character anyway.
+_HUGE_CHAR_REF = re.compile(r"&#(?:[xX]0*[1-9a-fA-F][0-9a-fA-F]{8,}|0*[1-9][0-9]{8,});?")
 
 
 class _TextExtractor(HTMLParser):
@@ -69,7 +71,7 @@ def html_to_text(markup: str, *, show_links: bool = False, keep_lines: bool = Fa
     result is one line, as a lead paragraph should be.
     """
     parser = _TextExtractor(show_links)
-    parser.feed(markup)
+    parser.feed(_HUGE_CHAR_REF.sub("\ufffd", markup))
     parser.close()
     text = "".join(parser.parts)
     return fold_whitespace(text, keep_lines=keep_lines)

@@ -147,3 +147,10 @@ def test_looks_like_markup() -> None:
 
 def test_plain_text_field_is_folded_not_parsed() -> None:
     assert feed_text("  A &amp; B\n<15 days  ", is_html=False) == "A &amp; B <15 days"
+
+
+def test_html_to_text_survives_a_reference_with_thousands_of_digits() -> None:
+    assert (
+        html_to_text("a &#" + "9" * 5000 + "; b &#x" + "f" * 5000 + "; c") == "a \ufffd b \ufffd c"
+    )
+    assert html_to_text("&#000000065;&#x0000041;") == "AA"  # leading zeros are fine
