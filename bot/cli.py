@@ -11,26 +11,40 @@ import sqlite3
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TextIO
 
 from bot import __version__, commands
-from bot.config import Config, ConfigError, config_path_from, load_config
-from bot.console import ConsoleAdmin, ConsoleSender, as_console_text, console_loop
-from bot.fetch import make_client
+from bot.config import (
+    Config,
+    ConfigError,
+    FeedConfig,
+    config_path_from,
+    load_config,
+    parse_feeds,
+)
+from bot.console import SHOWN_HEADER, ConsoleAdmin, ConsoleSender, as_console_text, console_loop
+from bot.fetch import FetchError, make_client
 from bot.health import CHECK_SECONDS, assess
-from bot.logs import configure_logging
+from bot.logs import configure_logging, secret_filter
 from bot.migrations import SchemaTooNewError
+from bot.parse import FeedFormatError
+from bot.preview import render_preview, take_preview
 from bot.service import Service, utc_now
 from bot.store import (
     CONSOLE_CHAT_ID,
     OPEN_CHECK_SECONDS,
+    AsyncStore,
     CheckTimedOut,
     SchemaMismatchError,
     Store,
     StoreOpenError,
+    StoreUnavailable,
 )
 from bot.telegram_bot import TokenError, read_token, run_telegram
 
 logger = logging.getLogger("bot")
+
+DEMO_NEWEST = 3  # statements a console run shows when nothing is new
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +83,30 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("health", help="exit 0 when the database opens and every feed was read lately")
 
+    preview = sub.add_parser(
+        "preview",
+        help="fetch one source once and print what the bot reads from it (stores nothing)",
+        description="NAME: a feed of the config. URL: any page or feed; with --item it is read "
+        "as an HTML list page, as a [feeds.page] table would.",
+    )
+    preview.add_argument("target", metavar="NAME|URL", help="a configured feed's name, or a URL")
+    for option, what in (
+        ("item", "CSS selector of one statement on the page"),
+        ("title", "inside the item: the title (default: its first link)"),
+        ("link", "inside the item: the link, e.g. 'a::attr(href)'"),
+        ("date", "inside the item: the date text"),
+        ("lead", "inside the item: the lead paragraph"),
+        ("article", "on each statement's own page: the text that becomes its lead"),
+    ):
+        preview.add_argument(f"--{option}", help=what)
+    preview.add_argument(
+        "--date-format",
+        action="append",
+        dest="date_formats",
+        metavar="FORMAT",
+        help="strptime format of the date, e.g. %%d.%%m.%%Y (repeat to try several)",
+    )
+
     backup = sub.add_parser(
         "backup", help="write a consistent copy of the database, also while running"
     )
@@ -98,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             return _health(config)
         if args.command == "backup":
             return _backup(config, Path(args.path))
+        if args.command == "preview":
+            return asyncio.run(_preview(config, args))
         if args.command == "latest":
             return _print_latest(config, [args.n] if args.n is not None else [])
         if args.command == "run" and args.console:
@@ -200,6 +240,53 @@ def _backup(config: Config, target: Path) -> int:
     return 0
 
 
+async def _preview(config: Config, args: argparse.Namespace) -> int:
+    """Read one source once and print its statements; exit 1 when it yields none."""
+    try:
+        feed = preview_feed(config, args)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"preview: {problem}", file=sys.stderr)
+        return 2
+    for _, value in feed.headers:
+        secret_filter.add(value)
+    client = make_client(config.fetch_timeout)
+    try:
+        result = await take_preview(
+            client,
+            feed,
+            timezone=config.timezone,
+            max_bytes=config.max_feed_bytes,
+            timeout=config.fetch_timeout,
+        )
+    except (FetchError, FeedFormatError) as exc:
+        print(f"{feed.name}: {feed.url}\n  failed: {exc}")
+        return 1
+    finally:
+        await client.aclose()
+    print(render_preview(result, config.timezone))
+    return 0 if result.parsed.statements else 1
+
+
+def preview_feed(config: Config, args: argparse.Namespace) -> FeedConfig:
+    """The configured feed called `target`, or a feed for a URL built from the options."""
+    page_options = {
+        key: getattr(args, key)
+        for key in ("item", "title", "link", "date", "lead", "article", "date_formats")
+        if getattr(args, key)
+    }
+    by_name = {f.name: f for f in config.feeds}
+    if args.target in by_name and not page_options:
+        return by_name[args.target]
+    raw: dict[str, object] = {"name": "preview", "url": args.target}
+    if page_options:
+        raw["page"] = page_options
+    elif "://" not in args.target and not Path(args.target).exists():
+        names = ", ".join(by_name)
+        raise ConfigError([f"{args.target!r} is neither a feed of the config ({names}) nor a URL"])
+    return parse_feeds([raw], Path.cwd())[0]
+
+
 def _print_latest(config: Config, args: list[str]) -> int:
     store = Store.open(config.database_path)
     try:
@@ -211,14 +298,22 @@ def _print_latest(config: Config, args: list[str]) -> int:
 
 
 async def run_console(config: Config, *, once: bool) -> int:
-    """The whole service with the console as its only chat."""
+    """The whole service with the console as its only chat.
+
+    Every feed is polled at once (even one backing off after failures: whoever runs this wants
+    a poll now); a feed that fails is named on stdout, and --once then exits 1.
+    """
     out = sys.stdout
-    store = Store.open(config.database_path)
+    db = AsyncStore.open(config.database_path)
     client = make_client(config.fetch_timeout)
     sender = ConsoleSender(out)
-    service = Service(config, store, client, sender, ConsoleAdmin(out), delivery_kind="console")
-    store.release_in_flight()
-    store.subscribe(CONSOLE_CHAT_ID, "console", utc_now(), title="console")
+    service = Service(config, db, client, sender, ConsoleAdmin(out), delivery_kind="console")
+
+    def join_console(store: Store) -> None:
+        store.release_in_flight()
+        store.subscribe(CONSOLE_CHAT_ID, "console", utc_now(), title="console")
+
+    await db.write(join_console)
     try:
         if not once:
             out.write(
@@ -226,26 +321,45 @@ async def run_console(config: Config, *, once: bool) -> int:
                 "Type /latest, /latest 5, /counters, /status, /poll or /help. Ctrl-C stops.\n"
             )
             out.flush()
-        # Read the feeds before taking commands, so that /latest has something to show.
-        await service.poll_all()
-        await service.drain()  # also waits for the drain the poll may have started
+        # Read every feed before taking commands (so /latest has something to show), and before
+        # delivering, so the first pushes come oldest first across feeds too.
+        outcomes = await asyncio.gather(
+            *(service.poller.poll(feed, force=True) for feed in config.feeds)
+        )
+        await service.drain()
+        failed = [o for o in outcomes if o.error]
+        for outcome in failed:
+            out.write(f"Feed {outcome.feed} failed: {outcome.error}\n")
+        if not sender.count:
+            await _show_newest(db, config, out)
+        out.flush()
         if once:
-            if not sender.count:
-                out.write("No new statements since the last run. Newest:\n\n")
-                out.write(as_console_text(commands.latest_reply(store, config, utc_now(), [])))
-                out.write("\n")
-            return 0
+            return 1 if failed else 0
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(sig, stop.set)
         service.start_scheduler(poll_now=False)
-        await console_loop(service, config, store, out, utc_now, stop)
+        await console_loop(service, config, db, out, utc_now, stop)
         return 0
     finally:
         await service.stop()
         # The console chat exists only while a console runs: no backlog piles up for it.
-        store.deactivate(CONSOLE_CHAT_ID, "console closed", utc_now())
+        with contextlib.suppress(StoreUnavailable):
+            await db.write(lambda s: s.deactivate(CONSOLE_CHAT_ID, "console closed", utc_now()))
         await client.aclose()
-        store.close()
+        db.close()
+
+
+async def _show_newest(db: AsyncStore, config: Config, out: TextIO) -> None:
+    """Nothing new since the last run: the newest statements, as subscribers read them."""
+    now = utc_now()
+    newest = await db.read(lambda s: s.latest(DEMO_NEWEST))
+    if not newest:
+        out.write("No statements yet.\n")
+        return
+    out.write(f"No new statements since the last run. The newest {len(newest)}:\n\n")
+    for statement in reversed(newest):  # oldest first, as they were pushed
+        text = as_console_text(commands.push_message(statement, config, now))
+        out.write(f"{SHOWN_HEADER}\n\n{text}\n\n")

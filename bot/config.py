@@ -222,6 +222,15 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     )
 
 
+def parse_feeds(raw: list[dict[str, Any]], base: Path) -> list[FeedConfig]:
+    """[[feeds]] tables alone (e.g. built from `preview`'s options); ConfigError on problems."""
+    problems: list[str] = []
+    feeds = _feeds(raw, base, problems)
+    if problems:
+        raise ConfigError(problems)
+    return feeds
+
+
 def _feeds(raw: Any, base: Path, problems: list[str]) -> list[FeedConfig]:
     if raw is None:
         problems.append("feeds: at least one [[feeds]] entry is needed")

@@ -18,12 +18,13 @@ from bot import commands
 from bot.config import Config
 from bot.delivery import ChatAddress, Sent
 from bot.service import Service
-from bot.store import CONSOLE_CHAT_ID, Store
+from bot.store import CONSOLE_CHAT_ID, AsyncStore
 from bot.text import html_to_text
 
 logger = logging.getLogger(__name__)
 
 HEADER = "── 📣 new statement " + "─" * 41
+SHOWN_HEADER = "── 🗂 statement " + "─" * 45  # shown again on request, not new
 
 
 def as_console_text(html: str) -> str:
@@ -59,7 +60,7 @@ class ConsoleAdmin:
         self.out.flush()
 
 
-async def answer(line: str, service: Service, config: Config, store: Store, now: datetime) -> str:
+async def answer(line: str, service: Service, config: Config, db: AsyncStore, now: datetime) -> str:
     """The reply to one typed line, in plain text. The console user is also the admin."""
     try:
         words = shlex.split(line)
@@ -70,22 +71,25 @@ async def answer(line: str, service: Service, config: Config, store: Store, now:
     command, args = words[0].lower().lstrip("/").split("@")[0], words[1:]
     match command:
         case "latest":
-            reply = commands.latest_reply(store, config, now, args)
+            reply = await db.read(lambda s: commands.latest_reply(s, config, now, args))
         case "counters":
             reply = commands.counters_reply(config, now)
         case "help":
             reply = commands.help_reply(config, is_admin=True)
         case "status":
-            reply = commands.status_reply(store.status(), config, now)
+            reply = commands.status_reply(await db.read(lambda s: s.status()), config, now)
         case "poll":
             outcomes = await service.poll_all(force=True)
             await service.drain()
             reply = commands.poll_reply(outcomes)
         case "start":
-            newly = store.subscribe(CONSOLE_CHAT_ID, "console", now, title="console")
+            newly = await db.write(
+                lambda s: s.subscribe(CONSOLE_CHAT_ID, "console", now, title="console")
+            )
             reply = commands.start_reply(newly, None, config, now)
         case "stop":
-            reply = commands.stop_reply(store.deactivate(CONSOLE_CHAT_ID, "/stop", now))
+            was_active = await db.write(lambda s: s.deactivate(CONSOLE_CHAT_ID, "/stop", now))
+            reply = commands.stop_reply(was_active)
         case _:
             reply = commands.unknown_command_reply()
     return as_console_text(reply)
@@ -105,12 +109,16 @@ async def read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str |
 async def console_loop(
     service: Service,
     config: Config,
-    store: Store,
+    db: AsyncStore,
     out: TextIO,
     clock: Callable[[], datetime],
     stop: asyncio.Event,
 ) -> None:
-    """Answer typed commands until stdin closes; then keep the service running until `stop`."""
+    """Answer typed commands until stdin closes or `stop` is set.
+
+    When stdin closes (piped input, `< /dev/null`), what is being delivered is finished and the
+    console stops: nobody is left to read it. A bot that runs unattended runs on Telegram.
+    """
     queue: asyncio.Queue[str | None] = asyncio.Queue()
     await read_lines(asyncio.get_running_loop(), queue)
     while not stop.is_set():
@@ -124,11 +132,11 @@ async def console_loop(
             return
         line = getter.result()
         if line is None:
-            logger.info("stdin closed: still running; stop with Ctrl-C or SIGTERM")
-            await stop.wait()
+            logger.info("stdin closed: stopping once the pushes in progress are printed")
+            await service.drain()
             return
         try:
-            reply = await answer(line.strip(), service, config, store, clock())
+            reply = await answer(line.strip(), service, config, db, clock())
         except Exception:
             logger.exception("command %r failed", line.strip())
             reply = "That command failed; the log has the details."

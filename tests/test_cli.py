@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.console import HEADER
+from bot.console import HEADER, SHOWN_HEADER
 from tests.conftest import SAMPLES
 
 REPO = Path(__file__).parent.parent
@@ -43,24 +43,36 @@ def pushes(stdout: str) -> list[str]:
     return [b.splitlines()[0] for b in blocks]
 
 
+@pytest.mark.slow
 def test_demo_shows_summaries_with_counters_then_only_what_is_new(workdir: Path) -> None:
     first = bot(workdir, "run", "--console", "--once")
     assert first.returncode == 0, first.stderr
+    # The newest three of the sample feed and the newest of the sample list page, oldest first.
     assert pushes(first.stdout) == [
         "Foreign Minister Sergey Lavrov's remarks at the third meeting of the Moscow format "
         "consultations on Afghanistan, Moscow, October 20, 2021",
         "Vladimir Putin took part in a plenary session of the 18th annual meeting of the Valdai "
         "International Discussion Club, Sochi, October 21, 2021",
         "President Putin's telephone conversation with British Prime Minister Boris Johnson",
+        "Consular Section: new opening hours from 1 November 2021",
     ]
-    assert first.stdout.count("days have passed since the Salisbury incident") == 3
+    assert first.stdout.count("days have passed since the Salisbury incident") == 4
     assert "Read the full text (https://www.rusemb.org.uk/fnapr/7012)" in first.stdout
+    assert "Read the full text (https://www.rusemb.org.uk/fnapr/6998)" in first.stdout
     assert "Traceback" not in first.stderr
     assert (workdir / "state" / "bot.sqlite3").is_file()
 
     again = bot(workdir, "run", "--console", "--once")
+    assert again.returncode == 0
     assert pushes(again.stdout) == []
-    assert "No new statements since the last run" in again.stdout
+    assert "No new statements since the last run. The newest 3:" in again.stdout
+    shown = again.stdout.split(SHOWN_HEADER + "\n\n")[1:]
+    assert [b.splitlines()[0] for b in shown] == [
+        "Vladimir Putin took part in a plenary session of the 18th annual meeting of the Valdai "
+        "International Discussion Club, Sochi, October 21, 2021",
+        "President Putin's telephone conversation with British Prime Minister Boris Johnson",
+        "Consular Section: new opening hours from 1 November 2021",
+    ]
 
     # One poll later the feed has two new items, an edit and a dropped one.
     shutil.copy(
@@ -73,9 +85,10 @@ def test_demo_shows_summaries_with_counters_then_only_what_is_new(workdir: Path)
     ]
 
 
+@pytest.mark.slow
 def test_check_config(workdir: Path) -> None:
     ok = bot(workdir, "check-config")
-    assert ok.returncode == 0 and "OK (1 feeds, 2 counters)" in ok.stdout
+    assert ok.returncode == 0 and "OK (2 feeds, 2 counters)" in ok.stdout
     (workdir / "config" / "bot.toml").write_text(
         '[bot]\ntimezone = "Nowhere/City"\n[[feeds]]\nname = "x"\nurl = "gopher://x"\n',
         encoding="utf-8",
@@ -91,6 +104,7 @@ def test_check_config(workdir: Path) -> None:
     assert bot(workdir, "run", "--console", "--once").returncode == 2
 
 
+@pytest.mark.slow
 def test_counters_at_any_moment(workdir: Path) -> None:
     out = bot(workdir, "counters", "--at", "2021-10-26T22:54").stdout
     assert out.splitlines()[:3] == ["26 October 2021", "Moscow: 00:54", "London: 22:54"]
@@ -102,19 +116,21 @@ def test_counters_at_any_moment(workdir: Path) -> None:
     assert bad.returncode == 2 and "is not an ISO-8601 time" in bad.stderr
 
 
+@pytest.mark.slow
 def test_latest_from_the_command_line(workdir: Path) -> None:
     bot(workdir, "run", "--console", "--once")
     listing = bot(workdir, "latest", "3")
     assert listing.returncode == 0
     assert [line[:13] for line in listing.stdout.splitlines()] == [
-        "25.10.2021 - ", "22.10.2021 - ", "21.10.2021 - "
+        "26.10.2021 - ", "25.10.2021 - ", "22.10.2021 - "
     ]  # fmt: skip
     full = bot(workdir, "latest").stdout
-    assert full.startswith("President Putin's telephone conversation") and "1332" not in full
+    assert full.startswith("Consular Section: new opening hours") and "1332" not in full
     bad = bot(workdir, "latest", "0")
     assert bad.returncode == 2 and bad.stdout.startswith("Usage: /latest")
 
 
+@pytest.mark.slow
 def test_console_answers_typed_commands_and_stops_on_sigterm(workdir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("STATEMENT_BOT")}
     proc = subprocess.Popen(
@@ -143,6 +159,7 @@ def test_console_answers_typed_commands_and_stops_on_sigterm(workdir: Path) -> N
     assert "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_database_from_a_newer_version_is_refused(workdir: Path) -> None:
     bot(workdir, "run", "--console", "--once")
     db = sqlite3.connect(workdir / "state" / "bot.sqlite3")
@@ -155,6 +172,7 @@ def test_database_from_a_newer_version_is_refused(workdir: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_health_and_backup(workdir: Path, tmp_path: Path) -> None:
     missing = bot(workdir, "health")
     assert missing.returncode == 1 and missing.stdout.startswith("unhealthy: database")
@@ -165,9 +183,10 @@ def test_health_and_backup(workdir: Path, tmp_path: Path) -> None:
     assert re.fullmatch(r"  feed statements: read \d+ s ago", healthy.stdout.splitlines()[1])
 
     target = tmp_path / "backups" / "bot-backup.sqlite3"
+    target.parent.mkdir()
     made = bot(workdir, "backup", str(target))
     assert made.returncode == 0, made.stderr
-    assert made.stdout.strip() == f"backup written to {target} (statements: 12, subscribers: 0)"
+    assert made.stdout.strip() == f"backup written to {target} (statements: 17, subscribers: 0)"
     again = bot(workdir, "backup", str(target))
     assert again.returncode == 2 and "exists" in again.stderr
 
@@ -176,9 +195,10 @@ def test_health_and_backup(workdir: Path, tmp_path: Path) -> None:
         leftover.unlink()
     shutil.copy(target, workdir / "state" / "bot.sqlite3")
     restored = bot(workdir, "latest", "2")
-    assert restored.returncode == 0 and restored.stdout.startswith("25.10.2021 - ")
+    assert restored.returncode == 0 and restored.stdout.startswith("26.10.2021 - ")
 
 
+@pytest.mark.slow
 def test_json_logs(workdir: Path) -> None:
     import json
 
@@ -192,3 +212,71 @@ def test_json_logs(workdir: Path) -> None:
     records = [json.loads(line) for line in run.stderr.splitlines()]
     assert {"time", "level", "logger", "message"} <= set(records[0])
     assert any(r["logger"] == "bot.poller" and "3 new to push" in r["message"] for r in records)
+
+
+# ---- in process ----------------------------------------------------------------------
+
+
+def _config_with(workdir: Path, feeds: str) -> Path:
+    """The shipped config with its [[feeds]] replaced."""
+    text = (workdir / "config" / "bot.toml").read_text(encoding="utf-8")
+    head = text.split("[[feeds]]", 1)[0]
+    counters = "[[counters]]" + text.split("[[counters]]", 1)[1]
+    path = workdir / "config" / "custom.toml"
+    path.write_text(f"{head}\n{feeds}\n{counters}", encoding="utf-8")
+    return path
+
+
+def test_once_names_the_feed_that_failed_and_exits_1(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+    from tests.fakes.feed_server import closed_port_url
+
+    url = closed_port_url()
+    path = _config_with(
+        workdir,
+        f'[[feeds]]\nname = "good"\nurl = "samples/embassy-rss.xml"\nannounce_first = 1\n'
+        f'[[feeds]]\nname = "typo"\nurl = "{url}"\n',
+    )
+    assert main(["--config", str(path), "run", "--console", "--once"]) == 1
+    out = capsys.readouterr().out
+    assert pushes(out) == [
+        "President Putin's telephone conversation with British Prime Minister Boris Johnson"
+    ]
+    assert "Feed typo failed: cannot fetch" in out
+
+    # Run again at once: the feed is backing off, but whoever runs this wants a poll now.
+    assert main(["--config", str(path), "run", "--console", "--once"]) == 1
+    out = capsys.readouterr().out
+    assert "Feed typo failed: cannot fetch" in out
+    assert "No new statements since the last run" in out
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"<!DOCTYPE html><html><body>Not found</body></html>", "HTML page, not a feed"),
+        (b"x" * 6 * 1024 * 1024, "larger than the limit"),
+    ],
+)
+def test_once_reports_a_bad_local_document(
+    workdir: Path, capsys: pytest.CaptureFixture[str], body: bytes, reason: str
+) -> None:
+    from bot.cli import main
+
+    (workdir / "config" / "samples" / "bad.xml").write_bytes(body)
+    path = _config_with(workdir, '[[feeds]]\nname = "bad"\nurl = "samples/bad.xml"\n')
+    assert main(["--config", str(path), "run", "--console", "--once"]) == 1
+    out = capsys.readouterr().out
+    assert "Feed bad failed: " in out and reason in out
+    assert "No statements yet." in out
+
+
+@pytest.mark.slow
+def test_console_stops_when_piped_input_ends(workdir: Path) -> None:
+    started = time.monotonic()
+    result = bot(workdir, "run", "--console", stdin="/latest 2\n", timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert "26.10.2021 - Consular Section" in result.stdout
+    assert time.monotonic() - started < 20
