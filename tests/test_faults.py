@@ -247,6 +247,24 @@ async def test_an_answer_that_cannot_be_written_is_kept_not_asked_again(
     assert sorted(sender.received.values()) == [1] * 5
 
 
+async def test_at_shutdown_the_answers_held_get_a_last_try(db: AsyncStore, now: datetime) -> None:
+    fan_out(db.writer, now, chats=3)
+    assert db.path is not None
+    other = sqlite3.connect(db.path, isolation_level=None, check_same_thread=False)
+    sender = CountingSender(delay=0.05)
+    engine = engine_for(db, sender, Admins(), now)
+    draining = asyncio.create_task(engine.drain())
+    await asyncio.sleep(0.02)
+    other.execute("BEGIN IMMEDIATE")
+    await draining
+    engine.stop()
+    assert await engine.close() == 3  # still locked: these rows are resent at start-up
+    other.execute("ROLLBACK")
+    other.close()
+    assert await engine.close() == 0 and in_flight(db.writer) == 0
+    assert db.writer.status().pending == 0
+
+
 @pytest.mark.slow
 async def test_a_lock_held_by_another_process(db: AsyncStore, now: datetime) -> None:
     """As test 1, with the lock held by a separate process for 2 s."""

@@ -182,6 +182,7 @@ def test_status_counts(baseline: Store, now: datetime) -> None:
 def test_backup_is_a_consistent_copy(baseline: Store, tmp_path: Path, now: datetime) -> None:
     record_poll(baseline, FEED, feed(1, 2, 3), now)
     target = tmp_path / "backup" / "copy.sqlite3"
+    target.parent.mkdir()  # backup refuses a folder that does not exist (a mistyped path)
     baseline.backup(target)
     copy = Store.open(target)
     assert copy.statement_count() == 3
