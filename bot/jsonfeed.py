@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.model import ParsedDocument, Statement
-from bot.parse import FeedFormatError, absolute_http_link, make_key, unique_keys
+from bot.parse import REPLACED_BYTES, FeedFormatError, absolute_http_link, document_of, make_key
 from bot.text import feed_text, fold_whitespace, shorten
 
 logger = logging.getLogger(__name__)
@@ -41,9 +41,8 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedDocument:
     items = document.get("items")
     if not isinstance(items, list):
         raise FeedFormatError("not a JSON Feed: items is missing or not a list")
-    statements: list[Statement] = []
+    read: list[tuple[Statement, list[str]]] = []
     skipped: list[str] = []
-    problems: list[tuple[str, str]] = []
     for number, item in enumerate(items, start=1):
         try:
             statement, item_problems = _item_to_statement(item, url)
@@ -52,17 +51,10 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedDocument:
             logger.warning("feed %s: skipped %s", url, line)
             skipped.append(line)
             continue
-        statements.append(statement)
-        problems.extend((statement.key, p) for p in item_problems)
         if replaced and "\ufffd" in statement.title + statement.lead:
-            problems.append((statement.key, "bytes that are not UTF-8 were replaced by \ufffd"))
-    statements = unique_keys(statements)
-    keys = {s.key for s in statements}
-    return ParsedDocument(
-        statements=statements,
-        skipped=tuple(skipped),
-        problems=tuple(p for p in problems if p[0] in keys),
-    )
+            item_problems.append(REPLACED_BYTES)
+        read.append((statement, item_problems))
+    return document_of(read, skipped)
 
 
 def _decode(body: bytes) -> tuple[str, bool]:

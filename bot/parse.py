@@ -62,7 +62,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         parsed = feedparser.parse(io.BytesIO(text.encode("utf-8")), response_headers=headers)
     except Exception as exc:  # a document that trips feedparser is a bad feed, not a bot crash
         logger.warning("feed %s: feedparser failed", url, exc_info=True)
-        raise FeedFormatError(f"unreadable document ({type(exc).__name__}: {exc})") from exc
+        raise FeedFormatError(f"unreadable document ({_one_line(exc)})") from exc
     problem = parsed.get("bozo_exception")
     if not parsed.entries and (
         _looks_like_html(body) or (not parsed.get("version") and content_type_is_html(content_type))
@@ -89,8 +89,7 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         logger.info("feed %s: encoding %s is a guess; stored text is kept", url, decoded.encoding)
     # Item numbers in messages count every item of the document, the dropped ones too.
     numbers = kept_items if len(kept_items) == len(parsed.entries) else None
-    statements: list[Statement] = []
-    problems: list[tuple[str, str]] = []
+    read: list[tuple[Statement, list[str]]] = []
     for index, entry in enumerate(parsed.entries):
         number = numbers[index] if numbers else index + 1
         try:
@@ -98,18 +97,31 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
         except Exception as exc:  # one odd entry must not cost the rest of the feed
             logger.exception("feed %s: skipped an entry that could not be read", url)
             title = shorten(fold_whitespace(str(entry.get("title") or "")), 40)
-            skipped.append(f"item {number} ({title!r}): {type(exc).__name__}: {exc}")
+            skipped.append(f"item {number} ({title!r}): {_one_line(exc)}")
             continue
-        statements.append(statement)
-        problems.extend((statement.key, p) for p in _entry_problems(entry, statement))
+        problems = _entry_problems(entry, statement)
         if decoded.replaced and "\ufffd" in statement.title + statement.lead:
-            problems.append((statement.key, "bytes that are not UTF-8 were replaced by \ufffd"))
-    statements = unique_keys(statements)
+            problems.append(REPLACED_BYTES)
+        read.append((statement, problems))
+    return document_of(read, skipped, fallback_encoding=fallback)
+
+
+REPLACED_BYTES = "bytes that are not UTF-8 were replaced by \ufffd"
+
+
+def document_of(
+    read: list[tuple[Statement, list[str]]],
+    skipped: list[str],
+    *,
+    fallback_encoding: bool = False,
+) -> ParsedDocument:
+    """The document of the statements read (each with its problems), under keys of their own."""
+    kept = _unique_keys([statement for statement, _ in read])
     return ParsedDocument(
-        statements=statements,
+        statements=[statement for _, statement in kept],
         skipped=tuple(skipped),
-        problems=_known_keys(problems, statements),
-        fallback_encoding=fallback,
+        problems=tuple((s.key, problem) for index, s in kept for problem in read[index][1]),
+        fallback_encoding=fallback_encoding,
     )
 
 
@@ -154,6 +166,11 @@ def _digest(title: str, published: datetime | None, *more: str) -> str:
 
 
 def unique_keys(statements: list[Statement]) -> list[Statement]:
+    """Every statement under a key of its own (see _unique_keys)."""
+    return [statement for _, statement in _unique_keys(statements)]
+
+
+def _unique_keys(statements: list[Statement]) -> list[tuple[int, Statement]]:
     """Every statement under a key of its own; true duplicates (same key and content) once.
 
     Two different posts that share a guid are both kept. The oldest (earliest date, else the
@@ -166,7 +183,7 @@ def unique_keys(statements: list[Statement]) -> list[Statement]:
     for index, s in enumerate(statements):
         by_key.setdefault(s.key, []).append(index)
     if len(by_key) == len(statements):
-        return statements
+        return list(enumerate(statements))
     used = set(by_key)
     result: dict[int, Statement] = dict(enumerate(statements))
     for key, indexes in by_key.items():
@@ -185,7 +202,7 @@ def unique_keys(statements: list[Statement]) -> list[Statement]:
                 own = _own_key(key, s, statements[keeper].link, used)
                 used.add(own)
                 result[index] = replace(s, key=own)
-    return [result[i] for i in sorted(result)]
+    return sorted(result.items())
 
 
 def _same_content(a: Statement, b: Statement) -> bool:
@@ -208,14 +225,6 @@ def _own_key(key: str, s: Statement, keeper_link: str, used: set[str]) -> str:
     while f"{candidates[-1]}-{n}" in used:
         n += 1
     return f"{candidates[-1]}-{n}"
-
-
-def _known_keys(
-    problems: list[tuple[str, str]], statements: list[Statement]
-) -> tuple[tuple[str, str], ...]:
-    """Problems under the keys the statements finally have (unique_keys may rename some)."""
-    keys = {s.key for s in statements}
-    return tuple(p for p in problems if p[0] in keys)
 
 
 def _text(value: Any, detail: Mapping[str, Any] | None) -> str:
@@ -457,6 +466,11 @@ def _drop_unreadable_items(text: str) -> tuple[str, list[str], list[int]]:
     ]
     kept = [i + 1 for i in range(len(items)) if i not in dropped]
     return "".join(parts), skipped, kept
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception as one short line for the feed's row (/status) and skipped lists."""
+    return shorten(" ".join(f"{type(exc).__name__}: {exc}".split()), 160)
 
 
 def _item_spans(text: str) -> list[tuple[int, int]]:

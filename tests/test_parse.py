@@ -928,3 +928,12 @@ def test_finding_bad_references_in_a_big_cut_off_document_stays_fast() -> None:
     _, skipped, _ = _drop_unreadable_items(text)
     assert time.perf_counter() - started < 1
     assert skipped == []  # no item closes, so none is dropped: the cut-off check rejects it
+
+
+def test_a_problem_follows_its_statement_to_its_own_key() -> None:
+    """A post re-keyed for a shared guid keeps its problems, under the key it ends up with."""
+    document = parse_feed(shared((NEWER[0], NEWER[1], "soon"), OLDER), url=RSS_URL)
+
+    assert [s.key for s in document.statements] == ["g#https://example.org/2", "g"]
+    # Undated, so the dated one is the oldest it can tell.
+    assert document.problems == (("g#https://example.org/2", "date 'soon' could not be read"),)
