@@ -55,8 +55,8 @@ def render_preview(preview: Preview, timezone: ZoneInfo) -> str:
     lines = [f"{preview.feed.name}: {preview.feed.url}"]
     if preview.discovered:
         lines.append(f"  the page names a feed; read from {preview.discovered}")
-    elif preview.final_url != preview.feed.url:
-        lines.append(f"  read from {preview.final_url}")
+    elif preview.final_url != preview.feed.url and not preview.final_url.startswith("file:"):
+        lines.append(f"  read from {preview.final_url}")  # after a redirect
     lines.append(f"  {len(parsed.statements)} statements (newest first)")
     problems: dict[str, list[str]] = {}
     for key, problem in parsed.problems:
