@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import html
 import json
-import logging
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -18,8 +17,6 @@ from typing import Any
 from bot.model import ParsedDocument, Statement
 from bot.parse import REPLACED_BYTES, FeedFormatError, absolute_http_link, document_of, make_key
 from bot.text import feed_text, fold_whitespace, shorten
-
-logger = logging.getLogger(__name__)
 
 
 class _BadItem(Exception):
@@ -47,9 +44,7 @@ def parse_json_feed(body: bytes, *, url: str) -> ParsedDocument:
         try:
             statement, item_problems = _item_to_statement(item, url)
         except _BadItem as exc:
-            line = f"item {number}{_label(item)}: {exc}"
-            logger.warning("feed %s: skipped %s", url, line)
-            skipped.append(line)
+            skipped.append(f"item {number}{_label(item)}: {exc}")  # the caller logs it
             continue
         if replaced and "\ufffd" in statement.title + statement.lead:
             item_problems.append(REPLACED_BYTES)

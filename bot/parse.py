@@ -51,9 +51,8 @@ def parse_feed(body: bytes, *, url: str, content_type: str | None = None) -> Par
     decoded = decode_document(body, content_type)
     # Whitespace before the XML declaration would make feedparser's new one fail to parse.
     text = decoded.text.lstrip() if decoded.text.lstrip().startswith("<?xml") else decoded.text
+    # Skipped items are not logged here: the caller logs each line once, with the feed's name.
     text, skipped, kept_items = _drop_unreadable_items(text)
-    for line in skipped:
-        logger.warning("feed %s: skipped %s", url, line)
     # The text is handed over as UTF-8 and said to be so: feedparser then never falls back to
     # windows-1252 for the whole document because of one bad byte (we decoded it already).
     headers = {"content-location": url, "content-type": "application/xml; charset=utf-8"}
