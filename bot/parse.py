@@ -164,13 +164,9 @@ def _digest(title: str, published: datetime | None, *more: str) -> str:
     return hashlib.sha256(basis.encode("utf-8")).hexdigest()
 
 
-def unique_keys(statements: list[Statement]) -> list[Statement]:
-    """Every statement under a key of its own (see _unique_keys)."""
-    return [statement for _, statement in _unique_keys(statements)]
-
-
 def _unique_keys(statements: list[Statement]) -> list[tuple[int, Statement]]:
-    """Every statement under a key of its own; true duplicates (same key and content) once.
+    """(index, statement): every one under a key of its own; true duplicates (same key and
+    content) once.
 
     Two different posts that share a guid are both kept. The oldest (earliest date, else the
     lowest in the document, since feeds list newest first) keeps the plain key; each other one
