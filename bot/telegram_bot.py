@@ -36,7 +36,13 @@ from bot.logs import secret_filter
 from bot.model import StoredStatement
 from bot.service import Service, utc_now
 from bot.store import CONSOLE_CHAT_ID, AsyncStore, Store, StoreUnavailable
-from bot.telegram_sender import FairRateLimiter, Priority, TelegramSender, priority_args
+from bot.telegram_sender import (
+    FairRateLimiter,
+    Priority,
+    TelegramSender,
+    asked_at,
+    priority_args,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -264,6 +270,7 @@ class PerChatOrder(BaseUpdateProcessor):
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # chat -> (lock, updates using it)
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
+        asked_at.set(time.monotonic())  # this task's context: the limiter orders replies by it
         chat = update.effective_chat if isinstance(update, Update) else None
         if chat is None:
             await coroutine

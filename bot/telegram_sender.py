@@ -13,6 +13,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Coroutine
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from enum import IntEnum
@@ -129,6 +130,11 @@ def priority_args(bot: Bot, priority: Priority) -> dict[str, Any]:
 
 ChatKey = int | str
 
+# When the update being handled came in (time.monotonic()); set by the update processor.
+# Replies are ordered by it: a handler that waited for the database must not lose its place
+# to answers of questions asked after it.
+asked_at: ContextVar[float | None] = ContextVar("asked_at", default=None)
+
 
 @dataclass(eq=False, slots=True)
 class _Ticket:
@@ -147,10 +153,10 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
     - Order: replies (Priority.REPLY, or no rate_limit_args) before pushes (Priority.PUSH), but
       pushes get one slot in every `push_every` while both wait, so a command flood slows a
       fan-out and never stops it. Replies are queued per chat, in order within a chat; the next
-      chat served is the one waiting longest, until that wait passes `congested_after`: then
-      the one that asked last goes first. In a burst of thousands of commands the backlog takes
-      as long either way, but a user who asks during it is answered at once instead of after
-      everyone else (adaptive LIFO).
+      chat served is the one that asked first (`asked_at`), until its wait passes
+      `congested_after`: then the one that asked last goes first. In a burst of thousands of
+      commands the backlog takes as long either way, but a user who asks during it is answered
+      at once instead of after everyone else (adaptive LIFO).
     - RetryAfter is not retried (AIORateLimiter's max_retries=0): the caller decides; the
       delivery engine waits as told.
     - Only messages count: requests without a chat_id and get* methods (getChatMember) pass
@@ -239,7 +245,8 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         return limiter
 
     async def _my_turn(self, chat: ChatKey, priority: Priority) -> None:
-        ticket = _Ticket(time.monotonic())
+        now = time.monotonic()
+        ticket = _Ticket(asked_at.get() or now if priority == Priority.REPLY else now)
         self._queues[priority].setdefault(chat, deque()).append(ticket)
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.create_task(self._dispatch(), name="rate-limiter")
