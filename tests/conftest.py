@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -78,3 +79,14 @@ def store(tmp_path: Path) -> Iterator[Store]:
 def now() -> datetime:
     """22:54 London on 26 Oct 2021: the moment of the model site's snapshot."""
     return datetime(2021, 10, 26, 21, 54, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """main() configures the root logger for its process; in-process tests must not leave its
+    handler (writing to a capture that pytest has closed) to the next test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
