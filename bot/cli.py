@@ -126,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         for problem in exc.problems:
             print(f"config: {problem}", file=sys.stderr)
         return 2
+    for feed in config.feeds:  # a cookie or key in a feed's headers never reaches a log line
+        for _, value in feed.headers:
+            secret_filter.add(value)
     if args.command == "check-config":
         print(f"{config.source}: OK ({len(config.feeds)} feeds, {len(config.counters)} counters)")
         return 0
@@ -248,7 +251,7 @@ async def _preview(config: Config, args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"preview: {problem}", file=sys.stderr)
         return 2
-    for _, value in feed.headers:
+    for _, value in feed.headers:  # headers given for a URL not in the config
         secret_filter.add(value)
     client = make_client(config.fetch_timeout)
     try:

@@ -148,6 +148,11 @@ def status_reply(status: StoreStatus, config: Config, now: datetime) -> str:
             )
         if feed.redirected_to:
             lines.append(f"moved to: {html.escape(feed.redirected_to, quote=False)}")
+        if feed.discovered_url:
+            lines.append(f"reads the feed the page names: {html.escape(feed.discovered_url)}")
+        if feed.skipped:
+            lines.append(f"items skipped in the last poll ({len(feed.skipped)}):")
+            lines += [f"- {html.escape(line[:200], quote=False)}" for line in feed.skipped[:5]]
     return "\n".join(lines)
 
 

@@ -112,6 +112,10 @@ _FEED_KEYS = {
 _PAGE_SELECTORS = ("item", "title", "link", "date", "lead", "article")
 _PAGE_KEYS = {*_PAGE_SELECTORS, "date_formats"}
 # RFC 9110 token characters: a header name with anything else would be refused by the client.
+# Headers the fetch itself sets, which a feed's `headers` may not replace.
+RESERVED_HEADERS = frozenset(
+    {"accept-encoding", "host", "content-length", "transfer-encoding", "connection", "te"}
+)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _COUNTER_KEYS = {"since", "text", "text_one"}
 _TOP_KEYS = {"bot", "feeds", "counters"}
@@ -324,8 +328,10 @@ def _headers(raw: Any, where: str, problems: list[str]) -> list[tuple[str, str]]
     for name, value in raw.items():
         if not _HEADER_NAME.match(name):
             problems.append(f"{where}: {name!r} is not a valid header name")
-        elif not isinstance(value, str) or any(c in value for c in "\r\n\0"):
-            problems.append(f"{where}.{name}: must be a string on one line")
+        elif name.lower() in RESERVED_HEADERS:
+            problems.append(f"{where}.{name}: set by the bot itself, not per feed")
+        elif not isinstance(value, str) or not value.isascii() or not value.isprintable():
+            problems.append(f"{where}.{name}: must be a string of printable ASCII on one line")
         else:
             headers.append((name, value))
     return headers

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlparse
 import httpx
 
 from bot import __version__
+from bot.config import RESERVED_HEADERS
 from bot.protection import HEAD_BYTES, detect
 
 USER_AGENT = f"statement-bot/{__version__} (Telegram bot that relays official statements)"
@@ -63,9 +64,6 @@ PRIVATE_NETWORKS: tuple[IPNetwork, ...] = tuple(
 )
 
 # Headers the fetch itself owns: a per-feed value would break decoding, framing or the request.
-_RESERVED_HEADERS = frozenset(
-    {"accept-encoding", "host", "content-length", "transfer-encoding", "connection", "te"}
-)
 # The only headers that follow a redirect to another origin: any other per-feed one may be a key.
 _CROSS_ORIGIN_HEADERS = frozenset(
     {"user-agent", "accept", "accept-language", "accept-encoding"}
@@ -238,7 +236,7 @@ def _request_headers(
     for name, value in (extra or {}).items():
         if not _TOKEN.fullmatch(name):
             raise FetchError(f"request header name {name[:40]!r} is not valid")
-        if name.lower() in _RESERVED_HEADERS:
+        if name.lower() in RESERVED_HEADERS:
             raise FetchError(f"request header {name} cannot be set per feed")
         if not isinstance(value, str) or not _HEADER_VALUE.fullmatch(value):
             # Never the value itself: it may be a cookie or a key.

@@ -97,6 +97,21 @@ def test_status_reply_shows_feed_health(store: Store, config: Config, now: datet
     assert "last error (1 in a row): HTTP 503 <Service Unavailable>" in text
 
 
+def test_status_reply_shows_a_discovered_feed_and_skipped_items(
+    store: Store, config: Config, now: datetime
+) -> None:
+    from bot.diff import PollDecision
+
+    store.ensure_feed(config.feeds[0])
+    store.record_discovered("statements", "https://example.org/rss?a=1&b=2")
+    store.apply_poll(
+        "statements", PollDecision(), now, skipped=["item 3 ('Bad <one>'): unreadable &#xD800;"]
+    )
+    text = html_to_text(commands.status_reply(store.status(), config, now), keep_lines=True)
+    assert "reads the feed the page names: https://example.org/rss?a=1&b=2" in text
+    assert "items skipped in the last poll (1):\n- item 3 ('Bad <one>'): unreadable &#xD800;" in text
+
+
 def test_poll_reply() -> None:
     outcomes = [
         PollOutcome("a", report=PollReport("a", 2, 0, 1, 0, 4)),

@@ -160,5 +160,46 @@ def test_feed_headers_are_kept_and_never_echoed() -> None:
     raw["feeds"][0]["headers"] = {"Bad Name": "x", "Cookie": "s3cret\r\nX-Evil: 1"}
     problems = _problems(raw)
     assert "feeds[0].headers: 'Bad Name' is not a valid header name" in problems
-    assert "feeds[0].headers.Cookie: must be a string on one line" in problems
+    assert "feeds[0].headers.Cookie: must be a string of printable ASCII on one line" in problems
     assert "s3cret" not in problems
+
+    raw["feeds"][0]["headers"] = {"Host": "evil.example", "Cookie": "s3cret-é"}
+    problems = _problems(raw)
+    assert "feeds[0].headers.Host: set by the bot itself, not per feed" in problems
+    assert "feeds[0].headers.Cookie: must be a string of printable ASCII" in problems
+    assert "s3cret" not in problems
+
+
+def test_a_page_source_is_read_from_its_table() -> None:
+    page = {
+        "item": "div.news-item",
+        "title": "a.title",
+        "link": "a.title::attr(href)",
+        "date": "span.date",
+        "date_formats": ["%d.%m.%Y", "%d %B %Y"],
+        "lead": "div.lead",
+        "article": "div.text p",
+    }
+    feed = parse_config(
+        {"feeds": [{"name": "press", "url": "https://example.org/", "page": page}]}, env={}
+    ).feeds[0]
+    assert feed.page is not None
+    assert (feed.page.item, feed.page.link, feed.page.article) == (
+        "div.news-item",
+        "a.title::attr(href)",
+        "div.text p",
+    )
+    assert feed.page.date_formats == ("%d.%m.%Y", "%d %B %Y")
+
+
+def test_every_page_problem_is_one_line_naming_its_key() -> None:
+    page = {"title": "a[", "date_formats": ["dd.mm.yyyy", "%d.%m.%Y"], "colour": "red"}
+    problems = _problems({"feeds": [{"name": "p", "url": "https://example.org/", "page": page}]})
+    lines = problems.splitlines()
+    assert "feeds[0].page.item: required: the CSS selector of one statement" in lines
+    assert any(line.startswith("feeds[0].page.title: bad CSS selector 'a['") for line in lines)
+    assert any(line.startswith("feeds[0].page.date_formats[0]: 'dd.mm.yyyy': ") for line in lines)
+    assert any(line.startswith("feeds[0].page.colour: unknown key") for line in lines)
+    assert len(lines) == 4
+    problems = _problems({"feeds": [{"name": "p", "url": "https://example.org/", "page": "x"}]})
+    assert problems == "feeds[0].page: must be a table ([feeds.page])"
