@@ -1,0 +1,126 @@
+"""kill -9 in the middle of fan-outs: is anything lost, is anything sent twice?
+
+    python -m bench.kill9 --chats 1000 --points 13
+
+For each kill point, a fresh state folder with N subscribers and a baseline poll, then the real
+`statement-bot run` process (Telegram's limits, the fake Bot API and a feed server on
+127.0.0.1) gets one new statement; once the fake has accepted the point's share of the fan-out
+the process is killed with SIGKILL, started again, and left to finish. Then every chat's
+messages are counted: lost (0), delivered once, delivered twice or more.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+from bench.common import TOKEN, now_utc, print_machine, print_table, rss_feed, seed_subscribers
+from bench.memory import wait_until, write_config
+from bot.store import Store
+from tests.fakes.bot_api import FakeBotAPI
+from tests.fakes.feed_server import FeedServer, strong_etag
+
+
+def start_bot(config: Path, root: Path, api: FakeBotAPI, log_name: str) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "STATEMENT"))}
+    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=api.base_url)
+    log = (root / log_name).open("wb")
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(config), "run"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+    )  # fmt: skip
+
+
+def one_point(chats: int, share: float) -> dict[str, float]:
+    base = now_utc() - timedelta(days=30)
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-kill9-") as tmp,
+        FakeBotAPI(token=TOKEN) as api,
+        FeedServer() as feeds,
+    ):
+        root = Path(tmp)
+        body = rss_feed(range(20), base)
+        feeds.set("/feed.xml", body, etag=strong_etag(body))
+        config = write_config(root, feeds.url("/feed.xml"))
+        store = Store.open(root / "state" / "bot.sqlite3")
+        seed_subscribers(store, chats, now_utc())
+        store.close()
+
+        proc = start_bot(config, root, api, "bot-1.log")
+        try:
+            api.wait_for_call("getUpdates", 1, timeout=30)
+            wait_until(lambda: len(feeds.requests_for("/feed.xml")) >= 1, 30, "the baseline")
+            time.sleep(0.5)
+            fresh = rss_feed(range(21), base)  # one new statement
+            feeds.set("/feed.xml", fresh, etag=strong_etag(fresh))
+            kill_at = int(chats * share)
+            wait_until(lambda: len(api.messages) >= kill_at, 120, f"{kill_at} messages")
+            killed_after = len(api.messages)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(10)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        restarted = time.monotonic()
+        proc = start_bot(config, root, api, "bot-2.log")
+        try:
+            wait_until(
+                lambda: len({m.chat_id for m in api.sent_messages()}) >= chats,
+                chats / 20 + 60,
+                "every chat",
+            )
+            recovered = time.monotonic() - restarted
+            time.sleep(3)  # anything still to come (a duplicate) arrives now
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(30)
+        per_chat = Counter(m.chat_id for m in api.sent_messages())
+    counts = Counter(per_chat.get(chat, 0) for chat in range(100_000_000, 100_000_000 + chats))
+    return {
+        "share": share,
+        "killed_after": killed_after,
+        "lost": counts.get(0, 0),
+        "once": counts.get(1, 0),
+        "twice": sum(n for times, n in counts.items() if times >= 2),
+        "most": max(counts),
+        "recovered": recovered,
+        "exit": code,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--chats", type=int, default=1000)
+    parser.add_argument("--points", type=int, default=13, help="kill points across the fan-out")
+    args = parser.parse_args(argv)
+    print(f"kill -9 during a fan-out to {args.chats} chats, at {args.points} points\n")
+    print_machine()
+    shares = [i / (args.points + 1) for i in range(1, args.points + 1)]
+    rows = []
+    bad = False
+    for share in shares:
+        result = one_point(args.chats, share)
+        bad |= result["lost"] > 0 or result["most"] > 2
+        rows.append((
+            f"{share:.0%}", int(result["killed_after"]), int(result["lost"]),
+            int(result["once"]), int(result["twice"]), int(result["most"]),
+            f"{result['recovered']:.1f} s", int(result["exit"]),
+        ))  # fmt: skip
+    print_table(
+        ["killed at", "messages before the kill", "chats lost", "chats once", "chats twice",
+         "most to one chat", "restart to the last chat", "exit after SIGTERM"],
+        rows,
+    )  # fmt: skip
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
