@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).parent.parent
+pytestmark = pytest.mark.slow  # each starts processes
 
 
 def run_bench(module: str, *args: str) -> str:
@@ -48,6 +49,20 @@ def test_poll_cost() -> None:
     for case in ("304 Not Modified", "200, same body", "200, 2 new items"):
         assert f"| {case}" in out
     assert "30 outbox rows" in out  # 3 polls x 2 new items x 5 subscribers
+
+
+def test_poll_cost_of_a_list_page() -> None:
+    out = run_bench("bench.poll_cost", "--page", "--items", "10", "--new", "1",
+                    "--subscribers", "5", "--runs", "3")  # fmt: skip
+    assert "List page of 10 items" in out
+    assert "| 200, 1 new items" in out and "15 outbox rows" in out
+
+
+def test_kill9() -> None:
+    out = run_bench("bench.kill9", "--chats", "20", "--points", "1")
+    [row] = [line for line in out.splitlines() if line.startswith("| 50%")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[2:6] == ["0", "20", "0", "1"]  # lost, once, twice, most to one chat
 
 
 def test_store_queries() -> None:
