@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import html
+import inspect
 import logging
 import os
 import signal
@@ -38,6 +39,7 @@ from bot.service import Service, utc_now
 from bot.store import CONSOLE_CHAT_ID, AsyncStore, Store, StoreUnavailable
 from bot.telegram_sender import (
     FairRateLimiter,
+    NotSent,
     Priority,
     TelegramSender,
     asked_at,
@@ -195,6 +197,8 @@ class Handlers:
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log with context; the user gets one line, the admins the error's name and text."""
         error = context.error
+        if isinstance(error, NotSent):
+            return  # stopping: an answer still waiting for its turn was dropped on purpose
         if not isinstance(update, Update):
             # Polling hiccups (network errors while fetching updates) are retried by the library.
             logger.warning("error outside an update: %s: %s", type(error).__name__, error)
@@ -268,6 +272,12 @@ class PerChatOrder(BaseUpdateProcessor):
     def __init__(self, max_concurrent_updates: int) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, tuple[asyncio.Lock, int]] = {}  # chat -> (lock, updates using it)
+        self.closed = False
+        self.skipped = 0  # updates not handled because the bot was stopping
+
+    def close(self) -> None:
+        """Stopping: updates still waiting for their chat's turn are skipped, not waited out."""
+        self.closed = True
 
     async def do_process_update(self, update: object, coroutine: Awaitable[Any]) -> None:
         asked_at.set(time.monotonic())  # this task's context: the limiter orders replies by it
@@ -279,6 +289,11 @@ class PerChatOrder(BaseUpdateProcessor):
         self._locks[chat.id] = (lock, users + 1)
         try:
             async with lock:  # asyncio.Lock wakes its waiters first come, first served
+                if self.closed:
+                    self.skipped += 1
+                    if inspect.iscoroutine(coroutine):
+                        coroutine.close()  # never started: no "never awaited" warning
+                    return
                 await coroutine
         finally:
             lock, users = self._locks[chat.id]
@@ -409,7 +424,13 @@ async def run_telegram(config: Config, token: str) -> int:
             logging.getLogger("telegram.ext.Updater").setLevel(logging.CRITICAL)
         await service.stop()
         await app.updater.stop()
+        _stop_answering(app)
         await app.stop()
+        processor = app.update_processor
+        skipped = processor.skipped if isinstance(processor, PerChatOrder) else 0
+        if skipped:
+            logger.warning("stopped with %d commands unanswered (a burst was still queued)",
+                           skipped)  # fmt: skip
         if revoked:
             logger.error("Telegram no longer accepts the token (revoked at @BotFather?): "
                          "exiting; set a new %s", TOKEN_ENV)  # fmt: skip
@@ -420,6 +441,16 @@ async def run_telegram(config: Config, token: str) -> int:
             await app.shutdown()
         await client.aclose()
         db.close()
+
+
+def _stop_answering(app: Application) -> None:
+    """Drop what still waits, so a stop takes seconds even during a burst of commands (at one
+    answer a second, a chat that sent 3,000 would otherwise hold it for almost an hour): queued
+    updates are skipped, answers waiting for a slot fail as NotSent."""
+    if isinstance(app.bot.rate_limiter, FairRateLimiter):
+        app.bot.rate_limiter.close()
+    if isinstance(app.update_processor, PerChatOrder):
+        app.update_processor.close()
 
 
 async def _until_stopped_or_revoked(app: Application, stop: asyncio.Event, every: float) -> bool:

@@ -130,6 +130,11 @@ def priority_args(bot: Bot, priority: Priority) -> dict[str, Any]:
 
 ChatKey = int | str
 
+
+class NotSent(NetworkError):
+    """The bot is stopping: a request still waiting for its turn is dropped, not sent."""
+
+
 # When the update being handled came in (time.monotonic()); set by the update processor.
 # Replies are ordered by it: a handler that waited for the database must not lose its place
 # to answers of questions asked after it.
@@ -189,21 +194,29 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         self._replies_in_a_row = 0
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
+        self._closed = False
 
     async def initialize(self) -> None:
         """The dispatcher starts with the first request, on whatever loop that runs."""
 
+    def close(self) -> None:
+        """Stopping: whatever waits for its turn fails at once with NotSent, and so does every
+        later request, so that a backlog of thousands of replies does not hold up the stop."""
+        self._closed = True
+        for queues in self._queues.values():
+            for queue in queues.values():
+                for ticket in queue:
+                    if not ticket.turn.done():
+                        ticket.turn.set_exception(NotSent("the bot is stopping"))
+            queues.clear()
+
     async def shutdown(self) -> None:
+        self.close()
         if self._dispatcher:
             self._dispatcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._dispatcher
             self._dispatcher = None
-        for queues in self._queues.values():
-            for queue in queues.values():
-                for ticket in queue:
-                    ticket.turn.cancel()
-            queues.clear()
 
     async def process_request(
         self,
@@ -245,6 +258,8 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         return limiter
 
     async def _my_turn(self, chat: ChatKey, priority: Priority) -> None:
+        if self._closed:
+            raise NotSent("the bot is stopping")
         now = time.monotonic()
         ticket = _Ticket(asked_at.get() or now if priority == Priority.REPLY else now)
         self._queues[priority].setdefault(chat, deque()).append(ticket)

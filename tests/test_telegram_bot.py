@@ -625,6 +625,21 @@ def test_a_burst_of_start_does_not_hold_up_another_users_latest(
 
 
 @pytest.mark.slow
+def test_sigterm_during_a_command_flood_stops_within_seconds(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI
+) -> None:
+    bot = start_bot()
+    for _ in range(200):
+        api.push_message(1015, "/latest")  # one answer a second: 200 s to answer them all
+    api.wait_for_messages(1, chat_id=1015)
+    started = time.monotonic()
+    assert bot.stop() == 0
+    assert time.monotonic() - started < 5
+    assert "stopped with" in bot.log and "commands unanswered" in bot.log
+    assert "Traceback" not in bot.log
+
+
+@pytest.mark.slow
 def test_admin_commands_in_a_group_are_answered_in_private(
     start_bot: Callable[..., BotProcess], api: FakeBotAPI
 ) -> None:
