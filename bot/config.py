@@ -73,6 +73,9 @@ class Config:
     send_max_attempts: int = 5  # then the delivery is marked failed and the admins are told
     telegram_check_interval: float = 60.0  # seconds between checks that the token still works
     keep_deliveries_days: int = 30  # finished outbox rows are deleted after this many days
+    # Pushes as Telegram's paid broadcasts: up to 1000 messages/s, 0.1 Stars per message billed
+    # above the free 30/s. Replies to commands stay free.
+    paid_broadcast: bool = False
     api_base_url: str | None = None
     source: Path | None = field(default=None, compare=False)
 
@@ -97,6 +100,7 @@ _BOT_KEYS = {
     "send_max_attempts",
     "telegram_check_interval",
     "keep_deliveries_days",
+    "paid_broadcast",
     "api_base_url",
 }
 _FEED_KEYS = {
@@ -190,6 +194,10 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     telegram_check_interval = _number(
         bot, "telegram_check_interval", 60.0, 0.5, 86400, "bot.", problems
     )
+    paid_broadcast = bot.get("paid_broadcast", False)
+    if not isinstance(paid_broadcast, bool):
+        problems.append("bot.paid_broadcast: must be true or false")
+        paid_broadcast = False
 
     api_base_url = env.get(API_BASE_URL_ENV) or bot.get("api_base_url")
     if api_base_url is not None and not _is_http_url(api_base_url):
@@ -221,6 +229,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         send_max_attempts=send_max_attempts,
         telegram_check_interval=telegram_check_interval,
         keep_deliveries_days=keep_deliveries_days,
+        paid_broadcast=paid_broadcast,
         api_base_url=api_base_url,
         source=source,
     )

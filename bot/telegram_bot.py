@@ -37,6 +37,7 @@ from bot.logs import secret_filter
 from bot.model import StoredStatement
 from bot.service import Service, utc_now
 from bot.store import CONSOLE_CHAT_ID, AsyncStore, Store, StoreUnavailable
+from bot.telegram_request import AiohttpRequest
 from bot.telegram_sender import (
     FairRateLimiter,
     NotSent,
@@ -326,6 +327,9 @@ def build_application(
             )
         )
         .concurrent_updates(PerChatOrder(MAX_CONCURRENT_UPDATES))
+        # aiohttp under PTB: httpx's pool cost ~5 ms of CPU a message (docs/benchmarks.md).
+        .request(AiohttpRequest())
+        .get_updates_request(AiohttpRequest(1))
     )
     if max_rate:
         # 30 messages/s overall (a bucket of one message refilled every 1/max_rate s), 20/min
@@ -384,7 +388,7 @@ async def run_telegram(config: Config, token: str) -> int:
             config,
             db,
             client,
-            TelegramSender(app.bot),
+            TelegramSender(app.bot, paid_broadcast=config.paid_broadcast),
             notify_admins,
             per_chat_interval=PER_CHAT_INTERVAL,
         )

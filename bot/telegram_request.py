@@ -1,0 +1,116 @@
+"""python-telegram-bot's HTTP layer on aiohttp instead of httpx.
+
+PTB's own HTTPXRequest costs 4-5 ms of CPU per message (httpcore's pool bookkeeping, anyio),
+which caps the bot at about 200 messages/s; aiohttp does the same request in about a tenth of
+that (docs/benchmarks.md). Only the transport changes: PTB's BaseRequest still turns every
+answer into its errors (RetryAfter, Forbidden, ChatMigrated, BadRequest, InvalidToken, ...),
+so the delivery engine sees exactly what it saw before.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import aiohttp
+from telegram.error import NetworkError, TimedOut
+from telegram.request import BaseRequest, RequestData
+
+_DEFAULT = BaseRequest.DEFAULT_NONE
+
+
+class AiohttpRequest(BaseRequest):
+    """A BaseRequest on one aiohttp.ClientSession (keep-alive connections to the Bot API).
+
+    Timeouts mean what they mean for HTTPXRequest: `read_timeout` bounds the wait for the
+    answer (getUpdates adds its long-poll time to it), `connect_timeout` the connection, and
+    `pool_timeout` the wait for a free connection (aiohttp counts both in its `connect`).
+    aiohttp has no write timeout; a stalled write is caught by the read timeout.
+    """
+
+    __slots__ = ("_connect_timeout", "_pool_size", "_pool_timeout", "_read_timeout", "_session")
+
+    def __init__(
+        self,
+        connection_pool_size: int = 256,
+        read_timeout: float | None = 5.0,
+        connect_timeout: float | None = 5.0,
+        pool_timeout: float | None = 1.0,
+    ) -> None:
+        self._pool_size = connection_pool_size
+        self._read_timeout = read_timeout
+        self._connect_timeout = connect_timeout
+        self._pool_timeout = pool_timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    @property
+    def read_timeout(self) -> float | None:
+        return self._read_timeout
+
+    async def initialize(self) -> None:
+        # Made here, not in __init__: a ClientSession belongs to the loop it was made on.
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=self._pool_size),
+                # As httpx: honour HTTPS_PROXY and friends.
+                trust_env=True,
+                # Never raise on 4xx/5xx: BaseRequest reads the status and the body.
+                raise_for_status=False,
+                skip_auto_headers=("User-Agent",),
+            )
+
+    async def shutdown(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        self._session = None
+
+    async def do_request(
+        self,
+        url: str,
+        method: str,
+        request_data: RequestData | None = None,
+        read_timeout: Any = _DEFAULT,
+        write_timeout: Any = _DEFAULT,
+        connect_timeout: Any = _DEFAULT,
+        pool_timeout: Any = _DEFAULT,
+    ) -> tuple[int, bytes]:
+        if self._session is None or self._session.closed:
+            raise RuntimeError("This AiohttpRequest is not initialized!")
+        read = self._read_timeout if read_timeout is _DEFAULT else read_timeout
+        connect = self._connect_timeout if connect_timeout is _DEFAULT else connect_timeout
+        pool = self._pool_timeout if pool_timeout is _DEFAULT else pool_timeout
+        timeout = aiohttp.ClientTimeout(
+            total=None,
+            connect=None if connect is None or pool is None else connect + pool,
+            sock_connect=connect,
+            sock_read=read,
+        )
+        headers = {"User-Agent": self.USER_AGENT}
+        body: Any = None
+        if request_data is not None:
+            if request_data.contains_files:
+                body = _form(request_data)
+            else:
+                # JSON body: one encode, no per-field form encoding (the Bot API takes both).
+                body = json.dumps(request_data.parameters).encode()
+                headers["Content-Type"] = "application/json"
+        try:
+            async with self._session.request(
+                method, url, data=body, headers=headers, timeout=timeout
+            ) as response:
+                return response.status, await response.read()
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            # As PTB's TimedOut: the request may have reached Telegram (and the message too).
+            raise TimedOut(f"timed out: {type(exc).__name__}") from exc
+        except aiohttp.ClientError as exc:
+            raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+
+
+def _form(request_data: RequestData) -> aiohttp.FormData:
+    """multipart/form-data for uploads: the other parameters as PTB encodes them, plus files."""
+    form = aiohttp.FormData()
+    for name, value in request_data.json_parameters.items():
+        form.add_field(name, value)
+    for name, (filename, content, mimetype) in request_data.multipart_data.items():
+        form.add_field(name, content, filename=filename, content_type=mimetype)
+    return form
