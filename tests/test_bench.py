@@ -65,6 +65,18 @@ def test_kill9() -> None:
     assert cells[2:6] == ["0", "20", "0", "1"]  # lost, once, twice, most to one chat
 
 
+def test_chats() -> None:
+    out = run_bench("bench.chats", "--burst", "30")
+    assert "| probes answered after more than 2 s | 0" in out
+    assert "| exit code after SIGTERM             | 0" in out
+
+
+def test_db_faults() -> None:
+    out = run_bench("bench.db_faults", "--fault", "lock", "--chats", "30", "--hold", "4")
+    assert "| chats that got it once / twice+ / never    | 30 / 0 / 0" in out
+    assert "| rows left sending / pending at the end     | 0 / 0" in out
+
+
 def test_store_queries() -> None:
     out = run_bench("bench.store_queries", "--statements", "300", "--subscribers", "200",
                     "--runs", "3")  # fmt: skip
