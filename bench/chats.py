@@ -14,19 +14,16 @@ accepted the answer. The run ends when the burst is answered, or after `--window
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import TOKEN, now_utc, print_machine, print_table, rss_feed, seed_subscribers
-from bench.memory import wait_until, write_config
-from bot.store import Store
+from bench.common import TOKEN, now_utc, print_machine, print_table, rss_feed
+from bench.memory import prepare_state, start_bot, wait_until
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.feed_server import FeedServer, strong_etag
 
@@ -61,21 +58,10 @@ def main(argv: list[str] | None = None) -> int:
         FeedServer() as feeds,
     ):
         root = Path(tmp)
-        body = rss_feed(range(20), base)
-        feeds.set("/feed.xml", body, etag=strong_etag(body))
-        config = write_config(root, feeds.url("/feed.xml"))
-        store = Store.open(root / "state" / "bot.sqlite3")
-        seed_subscribers(store, args.fanout, now_utc())
-        store.close()
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "STATEMENT"))}
-        env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=api.base_url)
+        config = prepare_state(root, feeds, args.fanout, base)
         log_path = root / "bot.log"
         with log_path.open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bot", "--config", str(config), "run"],
-                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-            )  # fmt: skip
+            proc = start_bot(config, root, api.base_url, log)
             try:
                 api.wait_for_call("getUpdates", 1, timeout=30)
                 wait_until(lambda: len(feeds.requests_for("/feed.xml")) >= 1, 30, "the first poll")

@@ -12,9 +12,7 @@ messages are counted: lost (0), delivered once, delivered twice or more.
 from __future__ import annotations
 
 import argparse
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -22,21 +20,10 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from bench.common import TOKEN, now_utc, print_machine, print_table, rss_feed, seed_subscribers
-from bench.memory import wait_until, write_config
-from bot.store import Store
+from bench.common import TOKEN, now_utc, print_machine, print_table, rss_feed
+from bench.memory import prepare_state, start_bot, wait_until
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.feed_server import FeedServer, strong_etag
-
-
-def start_bot(config: Path, root: Path, api: FakeBotAPI, log_name: str) -> subprocess.Popen[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "STATEMENT"))}
-    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=api.base_url)
-    log = (root / log_name).open("wb")
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "--config", str(config), "run"],
-        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-    )  # fmt: skip
 
 
 def one_point(chats: int, share: float) -> dict[str, float]:
@@ -47,14 +34,8 @@ def one_point(chats: int, share: float) -> dict[str, float]:
         FeedServer() as feeds,
     ):
         root = Path(tmp)
-        body = rss_feed(range(20), base)
-        feeds.set("/feed.xml", body, etag=strong_etag(body))
-        config = write_config(root, feeds.url("/feed.xml"))
-        store = Store.open(root / "state" / "bot.sqlite3")
-        seed_subscribers(store, chats, now_utc())
-        store.close()
-
-        proc = start_bot(config, root, api, "bot-1.log")
+        config = prepare_state(root, feeds, chats, base)
+        proc = start_bot(config, root, api.base_url, (root / "bot-1.log").open("wb"))
         try:
             api.wait_for_call("getUpdates", 1, timeout=30)
             wait_until(lambda: len(feeds.requests_for("/feed.xml")) >= 1, 30, "the baseline")
@@ -70,7 +51,7 @@ def one_point(chats: int, share: float) -> dict[str, float]:
             if proc.poll() is None:
                 proc.kill()
         restarted = time.monotonic()
-        proc = start_bot(config, root, api, "bot-2.log")
+        proc = start_bot(config, root, api.base_url, (root / "bot-2.log").open("wb"))
         try:
             wait_until(
                 lambda: len({m.chat_id for m in api.sent_messages()}) >= chats,

@@ -20,8 +20,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 from bench.common import (
     GLUSHKOV,
@@ -83,6 +84,27 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         time.sleep(0.1)
 
 
+def prepare_state(root: Path, feeds: FeedServer, chats: int, base: datetime) -> Path:
+    """A config pointed at `feeds` (a 20-item feed) and a database with `chats` subscribers."""
+    body = rss_feed(range(20), base)
+    feeds.set("/feed.xml", body, etag=strong_etag(body))
+    config = write_config(root, feeds.url("/feed.xml"))
+    store = Store.open(root / "state" / "bot.sqlite3")
+    seed_subscribers(store, chats, now_utc())
+    store.close()
+    return config
+
+
+def start_bot(config: Path, root: Path, api_base_url: str, log: IO[bytes]) -> subprocess.Popen:
+    """`statement-bot run` as in production, pointed at a fake Bot API; its output to `log`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "STATEMENT"))}
+    env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=api_base_url)
+    return subprocess.Popen(
+        [sys.executable, "-m", "bot", "--config", str(config), "run"],
+        stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chats", type=int, default=10_000, help="subscribers")
@@ -101,21 +123,10 @@ def main(argv: list[str] | None = None) -> int:
         FeedServer() as feeds,
     ):
         root = Path(tmp)
-        body = rss_feed(range(20), base)
-        feeds.set("/feed.xml", body, etag=strong_etag(body))
-        config = write_config(root, feeds.url("/feed.xml"))
-        store = Store.open(root / "state" / "bot.sqlite3")
-        seed_subscribers(store, args.chats, now_utc())
-        store.close()
-
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "STATEMENT"))}
-        env.update(TELEGRAM_BOT_TOKEN=TOKEN, TELEGRAM_API_BASE_URL=api.base_url)
+        config = prepare_state(root, feeds, args.chats, base)
         log = (root / "bot.log").open("wb")
         started = time.monotonic()
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bot", "--config", str(config), "run"],
-            stdout=log, stderr=subprocess.STDOUT, env=env, cwd=root,
-        )  # fmt: skip
+        proc = start_bot(config, root, api.base_url, log)
         try:
             api.wait_for_call("getUpdates", 1, timeout=30)
             wait_until(lambda: len(feeds.requests_for("/feed.xml")) >= 1, 30, "the first poll")
