@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from bot.model import Delivery, StoredStatement
+from bot.model import Delivery
 from bot.store import AsyncStore, Store, StoreUnavailable, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -24,6 +24,7 @@ logger = logging.getLogger(__name__)
 class ChatAddress:
     chat_id: int | str
     thread_id: int | None = None  # forum topic
+    silent: bool = False  # the chat chose pushes without a sound (/settings)
 
 
 # What a Sender reports. Each is one situation the engine knows how to act on.
@@ -78,7 +79,7 @@ class Sender(Protocol):
         ...
 
 
-Renderer = Callable[[StoredStatement], str]
+Renderer = Callable[[Delivery], str]  # the push, in the subscriber's language
 AdminNotifier = Callable[[str], Awaitable[None]]
 
 
@@ -95,6 +96,28 @@ class DrainReport:
 
 
 Record = Callable[[Store], object]  # writes one send's outcome; safe to run twice
+
+
+def _claim(ids: list[int], now: datetime) -> Record:
+    """Mark a batch 'sending' in one transaction, before any of it is sent: after a crash these
+    rows are sent again, and since a batch holds at most one row per chat, a chat gets at most
+    one message twice (one commit per batch instead of one per message)."""
+
+    def write(store: Store) -> None:
+        with store.db.atomic():
+            for delivery_id in ids:
+                store.mark_sending(delivery_id, now)
+
+    return write
+
+
+def _record_all(records: list[Record]) -> Record:
+    def write(store: Store) -> None:
+        with store.db.atomic():
+            for record in records:
+                record(store)
+
+    return write
 
 
 def _probe(store: Store) -> None:
@@ -147,6 +170,10 @@ class DeliveryEngine:
         # Outcomes Telegram gave that the database has not taken yet, by delivery id. Their
         # rows stay 'sending', which due_deliveries never returns, so they are not sent again.
         self._unrecorded: dict[int, Record] = {}
+        # Outcomes Telegram gave, waiting for the next group commit (written while the sends
+        # go on: one transaction for all answers that came in during the previous write).
+        self._answered: dict[int, Record] = {}
+        self._recorder: asyncio.Task[None] | None = None
         self._wrote = False  # this drain wrote something: the WAL is worth a checkpoint
 
     def stop(self) -> None:
@@ -190,6 +217,8 @@ class DeliveryEngine:
             async with semaphore:
                 if not self._stopping and not self._db_blocked:
                     await self._deliver(delivery, report)
+                else:  # claimed but not sent: back to the queue, no attempt spent
+                    self._release(delivery)
 
         while not self._stopping and not self._db_blocked:
             if self._paused_until and self.clock() < self._paused_until:
@@ -203,10 +232,16 @@ class DeliveryEngine:
                 break
             if not due:
                 break
+            # No 'sending' mark, no send: the rows stay pending and go out after the fault.
+            if not await self._write(_claim([d.id for d in due], self.clock())):
+                break
             self._forget_old_sends()
             # Every send of the batch is awaited, whatever another one raised: a send left
             # running unawaited would race the next drain for the same rows.
-            results = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
+            try:
+                results = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
+            finally:
+                await self._recorded()  # the next batch's query must see these outcomes
             for delivery, result in zip(due, results, strict=True):
                 if isinstance(result, BaseException):
                     logger.error("delivery %s crashed", delivery.id, exc_info=result)
@@ -230,6 +265,41 @@ class DeliveryEngine:
             self._unrecorded.pop(delivery_id, None)
         logger.info("recorded %d send outcomes kept while the database was failing", len(pending))
         return True
+
+    def _record(self, delivery_id: int, record: Record) -> None:
+        """Telegram has answered: keep the answer until it is written, never ask again."""
+        self._answered[delivery_id] = record
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._write_answers(), name="record-outcomes")
+
+    def _release(self, delivery: Delivery) -> None:
+        now = self.clock()
+        self._record(delivery.id, lambda s: s.mark_retry(
+            delivery.id, "not sent: the drain stopped", now, count_attempt=False))  # fmt: skip
+
+    async def _write_answers(self) -> None:
+        """Group commit: every answer that came in while the last write ran, in one write."""
+        while self._answered:
+            answers, self._answered = self._answered, {}
+            try:
+                written = await self._write(_record_all(list(answers.values())))
+            except Exception:  # a bug in one record: write the others one by one
+                logger.exception("recording %d send outcomes failed; one at a time", len(answers))
+                written = True
+                for delivery_id, record in answers.items():
+                    try:
+                        if not await self._write(record):
+                            self._unrecorded[delivery_id] = record
+                    except Exception:
+                        logger.exception("recording the outcome of delivery %s failed",
+                                         delivery_id)  # fmt: skip
+            if not written:  # the database failed: kept in memory, flushed by a later drain
+                self._unrecorded.update(answers)
+
+    async def _recorded(self) -> None:
+        """Wait until every answer so far is written (or held in memory after a failure)."""
+        while self._recorder is not None and not self._recorder.done():
+            await asyncio.shield(self._recorder)
 
     async def _write(self, fn: Record) -> bool:
         """fn through the writer, unless the database failed during this drain; False when
@@ -295,15 +365,12 @@ class DeliveryEngine:
     async def _deliver(self, delivery: Delivery, report: DrainReport) -> None:
         sub = delivery.subscriber
         where = f"statement {delivery.statement.id} to chat {sub.chat_id}"
-        claimed_at = self.clock()
-        # No 'sending' mark, no send: the row stays pending and goes out after the fault.
-        if not await self._write(lambda s: s.mark_sending(delivery.id, claimed_at)):
-            return
         if self.per_chat_interval:
             self._last_send[sub.chat_id] = time.monotonic()
         try:
-            html = self.render(delivery.statement)
-            outcome = await self.sender.send(ChatAddress(sub.chat_id, sub.thread_id), html)
+            html = self.render(delivery)
+            address = ChatAddress(sub.chat_id, sub.thread_id, sub.silent)
+            outcome = await self.sender.send(address, html)
         except Exception as exc:  # a bug, not Telegram: keep the row, retry later, tell admins
             logger.exception("delivery of %s crashed", where)
             outcome = TransientFailure(f"internal error: {type(exc).__name__}: {exc}")
@@ -361,9 +428,7 @@ class DeliveryEngine:
                     delivery.statement.id, (delivery.statement.title, [])
                 )
                 chats.append((sub.chat_id, reason))
-        # Telegram has answered: that answer is kept until it is written, never asked again.
-        if not await self._write(record):
-            self._unrecorded[delivery.id] = record
+        self._record(delivery.id, record)
 
     def _pause(self, until: datetime) -> None:
         self._paused_until = max(self._paused_until or until, until)

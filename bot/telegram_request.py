@@ -10,7 +10,9 @@ so the delivery engine sees exactly what it saw before.
 from __future__ import annotations
 
 import json
+import urllib.request
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from telegram.error import NetworkError, TimedOut
@@ -28,7 +30,8 @@ class AiohttpRequest(BaseRequest):
     aiohttp has no write timeout; a stalled write is caught by the read timeout.
     """
 
-    __slots__ = ("_connect_timeout", "_pool_size", "_pool_timeout", "_read_timeout", "_session")
+    __slots__ = ("_connect_timeout", "_pool_size", "_pool_timeout", "_proxies", "_read_timeout",
+                 "_session")  # fmt: skip
 
     def __init__(
         self,
@@ -42,6 +45,7 @@ class AiohttpRequest(BaseRequest):
         self._connect_timeout = connect_timeout
         self._pool_timeout = pool_timeout
         self._session: aiohttp.ClientSession | None = None
+        self._proxies: dict[tuple[str, str], str | None] = {}  # (scheme, host) -> proxy URL
 
     @property
     def read_timeout(self) -> float | None:
@@ -52,8 +56,9 @@ class AiohttpRequest(BaseRequest):
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(limit=self._pool_size),
-                # As httpx: honour HTTPS_PROXY and friends.
-                trust_env=True,
+                # Not trust_env: aiohttp then reads the proxy variables and ~/.netrc in a thread
+                # on every request (two thread hops a message); _proxy_for reads them once.
+                trust_env=False,
                 # Never raise on 4xx/5xx: BaseRequest reads the status and the body.
                 raise_for_status=False,
                 skip_auto_headers=("User-Agent",),
@@ -96,14 +101,27 @@ class AiohttpRequest(BaseRequest):
                 headers["Content-Type"] = "application/json"
         try:
             async with self._session.request(
-                method, url, data=body, headers=headers, timeout=timeout
-            ) as response:
+                method, url, data=body, headers=headers, timeout=timeout,
+                proxy=self._proxy_for(url),
+            ) as response:  # fmt: skip
                 return response.status, await response.read()
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             # As PTB's TimedOut: the request may have reached Telegram (and the message too).
             raise TimedOut(f"timed out: {type(exc).__name__}") from exc
         except aiohttp.ClientError as exc:
             raise NetworkError(f"aiohttp.{type(exc).__name__}: {exc}") from exc
+
+    def _proxy_for(self, url: str) -> str | None:
+        """As httpx: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY, read once per host."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.hostname or "")
+        if key not in self._proxies:
+            proxies = urllib.request.getproxies()
+            proxy = proxies.get(parts.scheme) or proxies.get("all")
+            if proxy and parts.hostname and urllib.request.proxy_bypass(parts.hostname):
+                proxy = None
+            self._proxies[key] = proxy
+        return self._proxies[key]
 
 
 def _form(request_data: RequestData) -> aiohttp.FormData:

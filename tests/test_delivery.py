@@ -103,7 +103,7 @@ def sender() -> ScriptedSender:
 @pytest.fixture
 def engine(db: AsyncStore, sender: ScriptedSender, admins: Admins, clock: Clock) -> DeliveryEngine:
     return DeliveryEngine(
-        db, sender, lambda s: s.title, admins, clock, retry_base=10, max_attempts=3
+        db, sender, lambda d: d.statement.title, admins, clock, retry_base=10, max_attempts=3
     )
 
 
@@ -223,10 +223,10 @@ async def test_a_crashing_sender_loses_nothing(
 
     store.subscribe(1, "private", now)
     publish(store, now, 1)
-    engine = DeliveryEngine(db, Broken(), lambda s: s.title, admins, clock, retry_base=1)
+    engine = DeliveryEngine(db, Broken(), lambda d: d.statement.title, admins, clock, retry_base=1)
     report = await engine.drain()
     assert report.retried == 1
-    fixed = DeliveryEngine(db, sender, lambda s: s.title, admins, clock)
+    fixed = DeliveryEngine(db, sender, lambda d: d.statement.title, admins, clock)
     clock.now += timedelta(seconds=5)
     assert (await fixed.drain()).sent == 1
 
@@ -300,7 +300,9 @@ async def test_messages_to_one_chat_are_paced(
     timed = Timed()
     store.subscribe(1, "private", now)
     publish(store, now, 1, 2, 3)
-    engine = DeliveryEngine(db, timed, lambda s: s.title, admins, clock, per_chat_interval=0.2)
+    engine = DeliveryEngine(
+        db, timed, lambda d: d.statement.title, admins, clock, per_chat_interval=0.2
+    )
     assert (await engine.drain()).sent == 3
     gaps = [b - a for a, b in zip(timed.times, timed.times[1:], strict=False)]
     assert all(gap >= 0.19 for gap in gaps), gaps
@@ -321,3 +323,26 @@ async def test_during_an_outage_everything_waits_without_spending_attempts(
     clock.now += timedelta(seconds=2)
     assert (await engine.drain()).sent == 2
     assert sender.received[1] == ["Statement 1", "Statement 2"]
+
+
+async def test_a_batch_stopped_midway_puts_its_unsent_rows_back_without_spending_attempts(
+    db: AsyncStore, store: Store, admins: Admins, clock: Clock, now: datetime
+) -> None:
+    # The whole batch is marked 'sending' in one write before its first send; what the stop
+    # keeps from being sent must not wait for a restart, nor count as a try.
+    for chat in range(1, 11):
+        store.subscribe(chat, "private", now)
+    publish(store, now, 1)
+
+    class StopsAfterThree(ScriptedSender):
+        async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
+            outcome = await super().send(chat, html)
+            if len(self.attempts) == 3:
+                engine.stop()
+            return outcome
+
+    sender = StopsAfterThree()
+    engine = DeliveryEngine(db, sender, lambda d: d.statement.title, admins, clock, concurrency=1)
+    assert (await engine.drain()).sent == 3
+    rows = store.db.execute("SELECT status, attempts FROM deliveries ORDER BY id").fetchall()
+    assert sorted(rows) == [("pending", 0)] * 7 + [("sent", 1)] * 3

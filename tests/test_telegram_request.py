@@ -123,8 +123,10 @@ async def test_every_failure_maps_to_the_same_exception_and_outcome_as_httpx(
     if kind != "slow":  # the texts differ there: "Timed out" has no detail to compare
         assert outcomes["aiohttp"] == outcomes["httpx"]
     else:
-        assert outcomes["aiohttp"] == outcomes["httpx"] == TransientFailure(
-            "timed out (the message may have arrived)"
+        assert (
+            outcomes["aiohttp"]
+            == outcomes["httpx"]
+            == TransientFailure("timed out (the message may have arrived)")
         )
     if kind == "flood":
         assert outcomes["aiohttp"] == Throttled(7.0)
@@ -198,3 +200,17 @@ async def test_files_go_as_multipart(api: FakeBotAPI, bot: Bot) -> None:
 async def test_an_uninitialized_request_says_so() -> None:
     with pytest.raises(RuntimeError, match="not initialized"):
         await AiohttpRequest().do_request("http://127.0.0.1:9/bot/getMe", "POST")
+
+
+async def test_the_proxy_variables_are_honoured_as_with_httpx(
+    api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The fake also serves a request in a proxy's absolute form, so it can stand in for one.
+    monkeypatch.setenv("HTTP_PROXY", api.base_url.rsplit("/", 1)[0])
+    base_url = "http://bot-api.invalid/bot"  # reachable only through the proxy
+    async with Bot(TOKEN, base_url=base_url, request=AiohttpRequest()) as tg_bot:
+        assert tg_bot.username == "statement_test_bot"  # getMe went through the proxy
+    monkeypatch.setenv("NO_PROXY", "bot-api.invalid")
+    with pytest.raises(NetworkError):
+        async with Bot(TOKEN, base_url=base_url, request=AiohttpRequest()):
+            pass
