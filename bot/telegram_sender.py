@@ -165,7 +165,8 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
     - RetryAfter is not retried (AIORateLimiter's max_retries=0): the caller decides; the
       delivery engine waits as told.
     - Only messages count: requests without a chat_id and get* methods (getChatMember) pass
-      straight through; so do paid broadcasts, within their own 1000/s.
+      straight through. Paid broadcasts skip the free budget (and so never delay a reply):
+      they have their own 1000/s, and the per-group limit still applies.
     """
 
     def __init__(
@@ -187,7 +188,11 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         self.push_every = push_every
         self.congested_after = congested_after
         self._groups: dict[ChatKey, AsyncLimiter] = {}
-        self._paid = AsyncLimiter(FloodLimit.PAID_MESSAGES_PER_SECOND, 1)
+        # Paid broadcasts: their own 1000/s, apart from the free budget, so a paid fan-out
+        # never delays a reply. A bucket of 1000 per second would let 2000 go in the first
+        # second after a pause; this one holds 20 (refilled every 20 ms).
+        paid_burst = 20
+        self._paid = AsyncLimiter(paid_burst, paid_burst / FloodLimit.PAID_MESSAGES_PER_SECOND)
         self._queues: dict[Priority, dict[ChatKey, deque[_Ticket]]] = {p: {} for p in Priority}
         self._chat_tat: dict[ChatKey, float] = {}  # GCRA: each chat's theoretical arrival time
         self._next_slot = 0.0
@@ -230,12 +235,12 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         chat_id = data.get("chat_id")
         if chat_id is None or endpoint.lower().startswith("get"):
             return await callback(*args, **kwargs)
-        if data.get("allow_paid_broadcast"):
-            async with self._paid:
-                return await callback(*args, **kwargs)
         chat = _chat_key(chat_id)
         group = self._group_limiter(chat)
         async with group if group else contextlib.nullcontext():
+            if data.get("allow_paid_broadcast"):  # still 20/min per group: that is not paid off
+                async with self._paid:
+                    return await callback(*args, **kwargs)
             await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
             return await callback(*args, **kwargs)
 

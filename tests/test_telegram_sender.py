@@ -1,0 +1,80 @@
+"""Paid broadcasts: the config key, and how paid pushes share the rate limiter with replies.
+
+python-telegram-bot's real Bot (from build_application: the rate limiter, aiohttp) against the
+fake Bot API on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from telegram.ext import ExtBot
+
+from bot.config import ConfigError
+from bot.delivery import ChatAddress, Sent
+from bot.telegram_bot import build_application
+from bot.telegram_sender import Priority, TelegramSender, priority_args
+from tests.conftest import build_config
+from tests.fakes.bot_api import FakeBotAPI
+
+TOKEN = "123:ABC"
+
+
+@pytest.fixture
+def api() -> Iterator[FakeBotAPI]:
+    with FakeBotAPI(token=TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, api: FakeBotAPI) -> AsyncIterator[ExtBot]:
+    app = build_application(build_config(tmp_path, api_base_url=api.base_url), TOKEN)
+    async with app.bot as tg_bot:
+        yield tg_bot
+
+
+def test_paid_broadcast_is_off_unless_configured(tmp_path: Path) -> None:
+    assert build_config(tmp_path).paid_broadcast is False
+    assert build_config(tmp_path, paid_broadcast=True).paid_broadcast is True
+    with pytest.raises(ConfigError, match=r"bot\.paid_broadcast: must be true or false"):
+        build_config(tmp_path, paid_broadcast="yes")
+
+
+async def test_paid_pushes_go_past_the_free_limit_and_replies_keep_theirs(
+    bot: ExtBot, api: FakeBotAPI
+) -> None:
+    paid = TelegramSender(bot, paid_broadcast=True)
+    pushes = [asyncio.create_task(paid.send(ChatAddress(20_000 + i), f"push {i}"))
+              for i in range(300)]  # fmt: skip
+    await api.wait_for_messages_async(10)
+    asked = time.monotonic()
+    await bot.send_message(999, "reply", **priority_args(bot, Priority.REPLY))
+    answered = time.monotonic() - asked
+    assert all(isinstance(outcome, Sent) for outcome in await asyncio.gather(*pushes))
+
+    sent = api.sent_messages()
+    pushed = [m for m in sent if m.chat_id != 999]
+    assert all(m.params.get("allow_paid_broadcast") for m in pushed)
+    assert "allow_paid_broadcast" not in next(m for m in sent if m.chat_id == 999).params
+    # 300 paid messages in well under the 10 s the free 30/s would take, never over 1000/s...
+    assert pushed[-1].monotonic - pushed[0].monotonic < 2.0
+    assert api.peak_rate() <= 1000 + 20
+    # ... and the reply did not queue behind them.
+    assert answered < 0.5
+
+
+async def test_replies_stay_within_the_free_limit_during_a_paid_fan_out(
+    bot: ExtBot, api: FakeBotAPI
+) -> None:
+    paid = TelegramSender(bot, paid_broadcast=True)
+    pushes = [asyncio.create_task(paid.send(ChatAddress(20_000 + i), "push")) for i in range(200)]
+    replies = [bot.send_message(30_000 + i, "reply", **priority_args(bot, Priority.REPLY))
+               for i in range(45)]  # fmt: skip
+    await asyncio.gather(*replies, *pushes)
+    stamps = [m.monotonic for m in api.sent_messages() if m.chat_id >= 30_000]
+    in_any_second = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
+    assert in_any_second <= 31  # the free budget: 30/s (one more only from travel time)
