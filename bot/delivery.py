@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from bot.metrics import NO_METRICS, Metrics, open_statements
 from bot.model import Delivery
 from bot.store import AsyncStore, Store, StoreUnavailable, retry_delay
 
@@ -143,6 +144,7 @@ class DeliveryEngine:
         retry_cap: float = 600.0,
         per_chat_interval: float = 0.0,  # Telegram: about one message a second to one chat
         outage_pause: float = 30.0,
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.db = db
         self.sender = sender
@@ -157,6 +159,9 @@ class DeliveryEngine:
         self.retry_cap = retry_cap
         self.per_chat_interval = per_chat_interval
         self.outage_pause = timedelta(seconds=outage_pause)
+        self.metrics = metrics
+        # Statements seen in a batch whose rows are not all finished: id -> when recorded.
+        self._fanning_out: dict[int, datetime] = {}
         self._lock = asyncio.Lock()
         self._paused_until: datetime | None = None
         self._stopping = False
@@ -247,6 +252,7 @@ class DeliveryEngine:
                     logger.error("delivery %s crashed", delivery.id, exc_info=result)
                     if not isinstance(result, Exception):
                         raise result  # cancelled (shutdown): stop here
+            await self._observe_fanouts(due)
 
     async def flush(self) -> bool:
         """Write the outcomes still held in memory; True when none is left."""
@@ -370,7 +376,9 @@ class DeliveryEngine:
         try:
             html = self.render(delivery)
             address = ChatAddress(sub.chat_id, sub.thread_id, sub.silent)
+            started = time.perf_counter()
             outcome = await self.sender.send(address, html)
+            self.metrics.send_took(time.perf_counter() - started)
         except Exception as exc:  # a bug, not Telegram: keep the row, retry later, tell admins
             logger.exception("delivery of %s crashed", where)
             outcome = TransientFailure(f"internal error: {type(exc).__name__}: {exc}")
@@ -380,10 +388,12 @@ class DeliveryEngine:
             case Sent(message_id):
                 record = lambda s: s.mark_sent(delivery.id, message_id, now)  # noqa: E731
                 report.sent += 1
+                self.metrics.delivered("sent")
             case ChatGone(reason):
                 logger.info("chat %s is gone (%s): unsubscribed", sub.chat_id, reason)
                 record = lambda s: s.deactivate(sub.chat_id, reason, now)  # noqa: E731
                 report.closed_chats += 1
+                self.metrics.delivered("chat_gone")
                 if sub.kind == "channel":
                     await self._tell_admins(
                         f"Channel {sub.chat_id} can no longer be posted to: {reason}. "
@@ -397,10 +407,13 @@ class DeliveryEngine:
                     s.mark_retry(delivery.id, "chat migrated", now, count_attempt=False)
 
                 report.moved_chats += 1
+                self.metrics.delivered("moved")
             case Throttled(seconds):
                 logger.warning("flood control: pausing sends for %.1f s (%s)", seconds, where)
                 until = now + timedelta(seconds=seconds)
                 self._pause(until)
+                self.metrics.delivered("throttled")
+                self.metrics.flood_wait(seconds)
                 record = lambda s: s.mark_retry(  # noqa: E731
                     delivery.id, "flood control", until, count_attempt=False
                 )
@@ -415,20 +428,41 @@ class DeliveryEngine:
                     delivery.id, reason, now + self.outage_pause, count_attempt=False
                 )
                 report.retried += 1
+                self.metrics.delivered("retried")
             case TransientFailure(reason) if delivery.attempts + 1 < self.max_attempts:
                 delay = retry_delay(delivery.attempts + 1, self.retry_base, self.retry_cap)
                 logger.warning("delivery of %s failed (%s); retry in %s", where, reason, delay)
                 record = lambda s: s.mark_retry(delivery.id, reason, now + delay)  # noqa: E731
                 report.retried += 1
+                self.metrics.delivered("retried")
             case TransientFailure(reason) | PermanentFailure(reason):
                 logger.error("delivery of %s failed for good: %s", where, reason)
                 record = lambda s: s.mark_failed(delivery.id, reason)  # noqa: E731
                 report.failed += 1
+                self.metrics.delivered("failed")
                 _, chats = report.failures.setdefault(
                     delivery.statement.id, (delivery.statement.title, [])
                 )
                 chats.append((sub.chat_id, reason))
         self._record(delivery.id, record)
+
+    async def _observe_fanouts(self, due: list[Delivery]) -> None:
+        """Metrics: a statement none of whose rows is still open has reached every chat; how
+        long that took since it was recorded. One read per batch, and only with metrics on."""
+        if not self.metrics.enabled:
+            return
+        for delivery in due:
+            self._fanning_out.setdefault(delivery.statement.id, delivery.statement.first_seen)
+        ids = list(self._fanning_out)
+        try:
+            still_open = await self.db.read(lambda s: open_statements(s, ids, self.kind))
+        except StoreUnavailable:
+            return  # the next batch looks again
+        now = self.clock()
+        for statement_id in ids:
+            if statement_id not in still_open:
+                recorded = self._fanning_out.pop(statement_id)
+                self.metrics.fanout_finished((now - recorded).total_seconds())
 
     def _pause(self, until: datetime) -> None:
         self._paused_until = max(self._paused_until or until, until)

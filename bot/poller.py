@@ -20,6 +20,7 @@ import httpx
 from bot.config import Config, FeedConfig
 from bot.diff import PollDecision, decide
 from bot.fetch import DEFAULT_POLICY, AddressPolicy, FetchError, FetchResult
+from bot.metrics import NO_METRICS, Metrics
 from bot.model import FeedState, PollOutcome, PollReport, Statement
 from bot.parse import FeedFormatError
 from bot.sources import (
@@ -101,8 +102,10 @@ class Poller:
         clock: Clock,
         *,
         address_policy: AddressPolicy = DEFAULT_POLICY,  # which addresses count as private
+        metrics: Metrics = NO_METRICS,
     ) -> None:
         self.config = config
+        self.metrics = metrics
         self.address_policy = address_policy
         self.db = db
         self.client = client
@@ -132,6 +135,11 @@ class Poller:
 
     async def poll(self, feed: FeedConfig, *, force: bool = False) -> PollOutcome:
         """Poll `feed` unless it is backing off (`force` polls anyway, e.g. an admin's /poll)."""
+        outcome = await self._poll_unless_backing_off(feed, force)
+        self.metrics.polled(outcome)
+        return outcome
+
+    async def _poll_unless_backing_off(self, feed: FeedConfig, force: bool) -> PollOutcome:
         async with self._feed_locks.setdefault(feed.name, asyncio.Lock()):
             try:
                 state = await self.db.write(lambda s: _ensured_state(s, feed))

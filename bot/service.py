@@ -17,6 +17,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from bot.commands import push_message
 from bot.config import Config, FeedConfig
 from bot.delivery import AdminNotifier, DeliveryEngine, DrainReport, Sender
+from bot.metrics import NO_METRICS, Metrics
 from bot.model import PollOutcome
 from bot.poller import Poller
 from bot.store import AsyncStore, Store, StoreUnavailable
@@ -43,6 +44,7 @@ class Service:
         delivery_kind: str | None = None,
         concurrency: int = 64,
         per_chat_interval: float = 0.0,
+        metrics: Metrics = NO_METRICS,  # bot.metrics: what polls and sends are counted into
     ) -> None:
         self._owned: AsyncStore | None = None
         if isinstance(store, Store):
@@ -54,7 +56,7 @@ class Service:
         self.store = store
         self.clock = clock
         self.notify_admins = notify_admins
-        self.poller = Poller(config, store, client, notify_admins, clock)
+        self.poller = Poller(config, store, client, notify_admins, clock, metrics=metrics)
         self.engine = DeliveryEngine(
             store,
             sender,
@@ -66,6 +68,7 @@ class Service:
             max_attempts=config.send_max_attempts,
             retry_base=config.send_retry_base,
             per_chat_interval=per_chat_interval,
+            metrics=metrics,
         )
         self.scheduler: AsyncIOScheduler | None = None
         self._drain_task: asyncio.Task[None] | None = None
