@@ -249,8 +249,9 @@ class FakeApiProcess:
     machine); CLOCK_MONOTONIC is system-wide, so its timestamps compare with ours.
     """
 
-    def __init__(self, *, enforce_limits: bool = False) -> None:
+    def __init__(self, *, enforce_limits: bool = False, lean: bool = False) -> None:
         self.enforce_limits = enforce_limits
+        self.lean = lean  # bench.lean_api: a fake that costs a few µs per message
         self.proc: asyncio.subprocess.Process | None = None
         self.base_url = ""
         self.pid = 0
@@ -259,6 +260,8 @@ class FakeApiProcess:
         args = [sys.executable, "-m", "bench.fake_api_server", "--token", TOKEN]
         if self.enforce_limits:
             args.append("--enforce-limits")
+        if self.lean:
+            args.append("--lean")
         self.proc = await asyncio.create_subprocess_exec(
             *args,
             cwd=REPO,

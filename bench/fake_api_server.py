@@ -1,6 +1,6 @@
 """The fake Telegram Bot API (tests/fakes/bot_api.py) as a process of its own, for benchmarks.
 
-    python -m bench.fake_api_server [--token T] [--enforce-limits]
+    python -m bench.fake_api_server [--token T] [--enforce-limits | --lean]
 
 Prints one JSON line {"base_url", "pid"}, then answers JSON commands on stdin, one per line:
 
@@ -9,7 +9,8 @@ Prints one JSON line {"base_url", "pid"}, then answers JSON commands on stdin, o
   distinct chats, 429 answers, and this process's CPU seconds;
 - {"cmd": "clear"}: forget the messages so far; {"cmd": "quit"}: stop.
 
-It stops by itself when stdin closes (the benchmark that started it has gone).
+It stops by itself when stdin closes (the benchmark that started it has gone). `--lean` serves
+bench.lean_api's minimal fake instead (sendMessage at a few µs each), for throughput runs.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import time
 from typing import Any
 
 from bench.common import TOKEN, cpu_seconds
+from bench.lean_api import LeanBotAPI
 from tests.fakes.bot_api import FakeBotAPI
 
 
@@ -39,6 +41,40 @@ def stats(api: FakeBotAPI) -> dict[str, Any]:
     }
 
 
+def lean_stats(api: LeanBotAPI) -> dict[str, Any]:
+    count = len(api.stamps)
+    return {
+        "count": count,
+        "chats": len(set(api.chats[:count])),
+        "stamps": [round(t, 6) for t in api.stamps[:count]],
+        "paid_broadcast": api.paid,
+        "flood_rejections": 0,
+        "calls": dict(api.calls),
+        "cpu_seconds": cpu_seconds(),
+    }
+
+
+def serve_lean(token: str) -> int:
+    api = LeanBotAPI(token).start()
+    print(json.dumps({"base_url": api.base_url, "pid": os.getpid()}), flush=True)
+    for line in sys.stdin:
+        command = json.loads(line)
+        if command["cmd"] == "quit":
+            break
+        if command["cmd"] == "clear":
+            api.stamps.clear()
+            api.chats.clear()
+            api.paid = 0
+            print("{}", flush=True)
+        elif command["cmd"] == "wait":
+            deadline = time.monotonic() + float(command["timeout"])
+            while len(api.stamps) < int(command["count"]) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            print(json.dumps(lean_stats(api)), flush=True)
+    api.stop()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--token", default=TOKEN)
@@ -47,7 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="answer 429 beyond Telegram's free limits (30/s, 1/s per chat)",
     )
+    parser.add_argument("--lean", action="store_true", help="bench.lean_api's minimal fake")
     args = parser.parse_args(argv)
+    if args.lean:
+        return serve_lean(args.token)
     with FakeBotAPI(token=args.token, enforce_limits=args.enforce_limits) as api:
         print(json.dumps({"base_url": api.base_url, "pid": os.getpid()}), flush=True)
         for line in sys.stdin:

@@ -4,6 +4,7 @@
     python -m bench.fanout --chats 10000 --paid-broadcast    # paid broadcasts, 1000/s
     python -m bench.fanout --chats 10000 --rate 0            # no limiter: the bot's ceiling
     python -m bench.fanout --chats 10000 --rate 0 --profile  # ... and where the time goes
+    python -m bench.fanout --chats 10000 --rate 0 --lean --baseline  # vs a bare aiohttp client
 
 The real Store (an SQLite file in a temporary folder) holds N private chats; record_poll writes
 the new statement and its N outbox rows; the Service's DeliveryEngine drains them through the
@@ -116,6 +117,29 @@ def print_profile(profile: cProfile.Profile, top: int) -> None:
     )
 
 
+async def bare_client(base_url: str, count: int, concurrency: int) -> tuple[float, float]:
+    """A bare aiohttp.ClientSession sending `count` sendMessage requests, `concurrency` at a
+    time, to the same fake: what the machine can do without the bot. (msg/s, CPU s/msg)."""
+    import aiohttp
+
+    url = f"{base_url}{TOKEN}/sendMessage"
+    text = "The lead of the new statement. " * 12
+    next_chat = iter(range(count))
+    async with aiohttp.ClientSession() as session:
+
+        async def worker() -> None:
+            for n in next_chat:
+                payload = {"chat_id": 900_000_000 + n, "text": text, "parse_mode": "HTML"}
+                async with session.post(url, json=payload) as response:
+                    await response.read()
+
+        cpu = cpu_seconds()
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+        return count / wall, (cpu_seconds() - cpu) / count
+
+
 def busiest_second(stamps: list[float]) -> int:
     """Most messages accepted within any 1 s (what a per-second flood limit counts)."""
     best = start = 0
@@ -154,7 +178,11 @@ async def fan_out(args: argparse.Namespace) -> int:
     print_machine()
     with tempfile.TemporaryDirectory(prefix="bench-fanout-") as tmp:
         state = Path(tmp) / "state"
-        async with FakeApiProcess(enforce_limits=args.enforce_limits) as fake:
+        async with FakeApiProcess(enforce_limits=args.enforce_limits, lean=args.lean) as fake:
+            baseline = None
+            if args.baseline:
+                baseline = await bare_client(fake.base_url, args.chats, args.concurrency or 64)
+                await fake.clear()
             config = bench_config(state, api_base_url=fake.base_url)
             feed = config.feeds[0]
             store = Store.open(config.database_path)
@@ -248,6 +276,13 @@ async def fan_out(args: argparse.Namespace) -> int:
         ("RSS during the fan-out (max sampled)", mib(max(sampler.samples))),
         ("peak RSS (VmHWM)", mib(proc_status()["VmHWM"])),
     ]
+    if baseline:
+        bare_rate, bare_cpu = baseline
+        rows += [
+            ("bare aiohttp client, same fake, same run", f"{bare_rate:.1f} msg/s, "
+             f"{bare_cpu * 1e6:.0f} µs CPU per message"),
+            ("the bot / the bare client", f"{sustained / bare_rate:.0%}"),
+        ]  # fmt: skip
     print_table(["fan-out", "result"], rows)
     if span >= 20:
         print("Per 10 s window (from the first accepted message):\n")
@@ -279,6 +314,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--concurrency", type=int, help="messages in flight (default: the bot's own setting)"
+    )
+    parser.add_argument("--lean", action="store_true", help="the lean fake (bench.lean_api)")
+    parser.add_argument(
+        "--baseline", action="store_true", help="first time a bare aiohttp client on the fake"
     )
     parser.add_argument("--profile", action="store_true", help="cProfile the fan-out")
     parser.add_argument("--top", type=int, default=25, help="functions listed by --profile")

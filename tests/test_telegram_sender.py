@@ -78,3 +78,17 @@ async def test_replies_stay_within_the_free_limit_during_a_paid_fan_out(
     stamps = [m.monotonic for m in api.sent_messages() if m.chat_id >= 30_000]
     in_any_second = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
     assert in_any_second <= 31  # the free budget: 30/s (one more only from travel time)
+
+
+async def test_a_push_carries_what_send_message_would_send(bot: ExtBot, api: FakeBotAPI) -> None:
+    # TelegramSender sends with do_api_request (no Message object built from the answer), so
+    # it adds the Application's defaults itself: the request must be the same.
+    await bot.send_message(-1001, "<b>push</b>", message_thread_id=7,
+                           **priority_args(bot, Priority.PUSH))  # fmt: skip
+    outcome = await TelegramSender(bot).send(ChatAddress(-1001, thread_id=7), "<b>push</b>")
+    assert outcome == Sent(2)
+    by_library, by_sender = api.sent_messages()
+    sent = {k: v for k, v in by_sender.params.items() if k != "disable_notification"}
+    assert sent == by_library.params  # (disable_notification: a chat's /settings)
+    assert by_sender.params["parse_mode"] == "HTML"
+    assert by_sender.params["link_preview_options"] == {"is_disabled": True}
