@@ -96,7 +96,8 @@ class TelegramSender:
         if defaults is not None and defaults.parse_mode:
             self._params["parse_mode"] = defaults.parse_mode
         if defaults is not None and defaults.link_preview_options:
-            self._params["link_preview_options"] = defaults.link_preview_options
+            # As a dict once, not a TelegramObject converted for every message.
+            self._params["link_preview_options"] = defaults.link_preview_options.to_dict()
         # Telegram's paid broadcasts: up to 1000 messages/s for 0.1 Stars per message above the
         # free limit. The rate limiter then applies its 1000/s limit instead of the free 30/s.
         if paid_broadcast:
