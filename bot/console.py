@@ -14,9 +14,11 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TextIO
 
-from bot import commands
+from bot import command_table, i18n
+from bot.command_table import ChatRef, Request
 from bot.config import Config
 from bot.delivery import ChatAddress, Sent
+from bot.model import PollOutcome
 from bot.service import Service
 from bot.store import CONSOLE_CHAT_ID, AsyncStore
 from bot.text import html_to_text
@@ -24,6 +26,7 @@ from bot.text import html_to_text
 logger = logging.getLogger(__name__)
 
 HEADER = "── 📣 new statement " + "─" * 41
+CONSOLE_CHAT = ChatRef(CONSOLE_CHAT_ID, "console", "console")  # a subscriber of its own kind
 SHOWN_HEADER = "── 🗂 statement " + "─" * 45  # shown again on request, not new
 
 
@@ -61,38 +64,24 @@ class ConsoleAdmin:
 
 
 async def answer(line: str, service: Service, config: Config, db: AsyncStore, now: datetime) -> str:
-    """The reply to one typed line, in plain text. The console user is also the admin."""
+    """The reply to one typed line, in plain text, from the command table; the console user is
+    also the admin, so every command is there (/settings as text: /settings silent on)."""
     try:
         words = shlex.split(line)
-    except ValueError:
+    except ValueError:  # an unbalanced quote: /search "Salisbury
         words = line.split()
     if not words:
         return ""
-    command, args = words[0].lower().lstrip("/").split("@")[0], words[1:]
-    match command:
-        case "latest":
-            reply = await db.read(lambda s: commands.latest_reply(s, config, now, args))
-        case "counters":
-            reply = commands.counters_reply(config, now)
-        case "help":
-            reply = commands.help_reply(config, is_admin=True)
-        case "status":
-            reply = commands.status_reply(await db.read(lambda s: s.status()), config, now)
-        case "poll":
-            outcomes = await service.poll_all(force=True)
-            await service.drain()
-            reply = commands.poll_reply(outcomes)
-        case "start":
-            newly = await db.write(
-                lambda s: s.subscribe(CONSOLE_CHAT_ID, "console", now, title="console")
-            )
-            reply = commands.start_reply(newly, None, config, now)
-        case "stop":
-            was_active = await db.write(lambda s: s.deactivate(CONSOLE_CHAT_ID, "/stop", now))
-            reply = commands.stop_reply(was_active)
-        case _:
-            reply = commands.unknown_command_reply()
-    return as_console_text(reply)
+
+    async def poll() -> list[PollOutcome]:
+        outcomes = await service.poll_all(force=True)
+        await service.drain()
+        return outcomes
+
+    language = await command_table.language_of(db, CONSOLE_CHAT, None, config)
+    request = Request(config, db, CONSOLE_CHAT, now, language, words[1:], is_bot_admin=True,
+                      poll=poll)  # fmt: skip
+    return as_console_text(await command_table.answer(words[0], request))
 
 
 async def read_lines(loop: asyncio.AbstractEventLoop, queue: asyncio.Queue[str | None]) -> None:
@@ -139,7 +128,7 @@ async def console_loop(
             reply = await answer(line.strip(), service, config, db, clock())
         except Exception:
             logger.exception("command %r failed", line.strip())
-            reply = "That command failed; the log has the details."
+            reply = i18n.t(config.language, "console_failure")
         if reply:
             out.write(reply + "\n")
             out.flush()

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from bot import i18n
 from bot.config import CounterConfig
 
 
@@ -22,48 +23,39 @@ def days_since(since: date, now: datetime, tz: ZoneInfo) -> int:
     return (now.astimezone(tz).date() - since).days
 
 
-def read_counter(counter: CounterConfig, now: datetime, tz: ZoneInfo) -> CounterReading:
+def read_counter(
+    counter: CounterConfig, now: datetime, tz: ZoneInfo, language: str = i18n.DEFAULT_LANGUAGE
+) -> CounterReading:
+    """The counter's sentence in `language`, its days word agreeing with the count."""
     days = days_since(counter.since, now, tz)
-    template = counter.text_one if days == 1 and counter.text_one else counter.text
-    return CounterReading(days, template.format(days=days))
+    return CounterReading(days, counter.sentence(days, language).format(days=days))
 
 
 def read_counters(
-    counters: tuple[CounterConfig, ...], now: datetime, tz: ZoneInfo
+    counters: tuple[CounterConfig, ...],
+    now: datetime,
+    tz: ZoneInfo,
+    language: str = i18n.DEFAULT_LANGUAGE,
 ) -> list[CounterReading]:
     """The counters that have started by `now`: before its date a counter is left out, as the
     site would not show "-8 days have passed"."""
-    readings = [read_counter(c, now, tz) for c in counters]
+    readings = [read_counter(c, now, tz, language) for c in counters]
     return [r for r in readings if r.days >= 0]
 
 
-def clock_label(tz: ZoneInfo) -> str:
-    """'Europe/Moscow' -> 'Moscow', 'America/Argentina/Buenos_Aires' -> 'Buenos Aires'."""
-    return str(tz.key).rsplit("/", 1)[-1].replace("_", " ")
+def clock_label(tz: ZoneInfo, language: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """'Europe/Moscow' -> 'Moscow' ('Москва' in Russian); without a name for the city in that
+    language, 'America/Argentina/Buenos_Aires' -> 'Buenos Aires'."""
+    return i18n.zone_label(tz, language)
 
 
-def clock_readings(clocks: tuple[ZoneInfo, ...], now: datetime) -> list[tuple[str, str]]:
+def clock_readings(
+    clocks: tuple[ZoneInfo, ...], now: datetime, language: str = i18n.DEFAULT_LANGUAGE
+) -> list[tuple[str, str]]:
     """[(label, 'HH:MM'), ...] for each configured clock."""
-    return [(clock_label(tz), now.astimezone(tz).strftime("%H:%M")) for tz in clocks]
+    return [(clock_label(tz, language), now.astimezone(tz).strftime("%H:%M")) for tz in clocks]
 
 
-def long_date(now: datetime, tz: ZoneInfo) -> str:
-    """'26 October 2021', as the model site's banner writes it (no locale dependence)."""
-    local = now.astimezone(tz)
-    return f"{local.day} {_MONTHS[local.month - 1]} {local.year}"
-
-
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
+def long_date(now: datetime, tz: ZoneInfo, language: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """'26 October 2021' / '26 октября 2021', as the model site's banner writes it."""
+    return i18n.long_date(now.astimezone(tz).date(), language)

@@ -102,10 +102,54 @@ def m003_feed_sources(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def m004_chat_settings_and_search(db: sqlite_utils.Database) -> None:
+    # Issue 11: each chat's settings (silent pushes, language: NULL is the default for its
+    # kind; the sections it turned off, so that a feed added later reaches everyone), and
+    # /search: an FTS5 index of every statement's title and lead, kept in step by triggers.
+    # Written by hand, with the names sqlite-utils' enable_fts gives: enable_fts runs
+    # executescript(), which would COMMIT this migration's transaction halfway.
+    def values(row: str) -> str:
+        return f"{_fold_yo(row + '.title')}, {_fold_yo(row + '.lead')}"
+
+    for sql in (
+        "ALTER TABLE subscribers ADD COLUMN silent INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE subscribers ADD COLUMN language TEXT",
+        "CREATE TABLE muted_sections ("
+        " subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),"
+        " feed TEXT NOT NULL,"
+        " PRIMARY KEY (subscriber_id, feed)) WITHOUT ROWID",
+        # unicode61 folds case (Cyrillic too) and, with remove_diacritics 2, accents; it keeps
+        # the Cyrillic yo apart from ye, which Russian often writes for it: the index holds ye.
+        "CREATE VIRTUAL TABLE statements_fts USING FTS5 (title, lead, content=statements, "
+        "content_rowid=id, tokenize='unicode61 remove_diacritics 2')",
+        f"INSERT INTO statements_fts (rowid, title, lead) SELECT id, {values('statements')} "
+        "FROM statements",
+        "CREATE TRIGGER statements_ai AFTER INSERT ON statements BEGIN "
+        f" INSERT INTO statements_fts (rowid, title, lead) VALUES (new.id, {values('new')});"
+        " END",
+        "CREATE TRIGGER statements_ad AFTER DELETE ON statements BEGIN "
+        " INSERT INTO statements_fts (statements_fts, rowid, title, lead)"
+        f" VALUES ('delete', old.id, {values('old')});"
+        " END",
+        "CREATE TRIGGER statements_au AFTER UPDATE OF title, lead ON statements BEGIN "
+        " INSERT INTO statements_fts (statements_fts, rowid, title, lead)"
+        f" VALUES ('delete', old.id, {values('old')});"
+        f" INSERT INTO statements_fts (rowid, title, lead) VALUES (new.id, {values('new')});"
+        " END",
+    ):
+        db.execute(sql)
+
+
+def _fold_yo(column: str) -> str:
+    """SQL for `column` with the Cyrillic yo (both cases) written as ye."""
+    return f"replace(replace({column}, '\u0451', '\u0435'), '\u0401', '\u0415')"
+
+
 MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (1, m001_initial),
     (2, m002_deliveries_due_index),
     (3, m003_feed_sources),
+    (4, m004_chat_settings_and_search),
 ]
 LATEST_VERSION = MIGRATIONS[-1][0]
 

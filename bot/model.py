@@ -115,6 +115,19 @@ class Subscriber:
     title: str
     active: bool
     reason: str | None
+    silent: bool = False  # pushes arrive without a sound (disable_notification)
+    language: str | None = None  # None: the bot's default (bot.language)
+
+
+@dataclass(frozen=True)
+class ChatSettings:
+    """What a chat chose with /settings; the defaults are what a chat that never did gets."""
+
+    # Feed names whose statements this chat does not get. Stored as what is off, not what is
+    # on, so that a feed added to the config later reaches every chat.
+    muted: frozenset[str] = frozenset()
+    silent: bool = False
+    language: str | None = None  # None: the default for its kind (bot.language)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot import i18n
 from bot.counters import CounterReading
 from bot.model import StoredStatement
 from bot.text import html_to_text, shorten, telegram_length
@@ -35,10 +36,12 @@ def render_statement(
     tz: ZoneInfo,
     lead_length: int,
     max_length: int = MAX_MESSAGE_LENGTH,
+    language: str = i18n.DEFAULT_LANGUAGE,
 ) -> str:
     """The push for one statement: title, date, lead, link, then the counters as of now.
 
-    `max_length` is less than Telegram's limit when the push is part of a longer reply.
+    `max_length` is less than Telegram's limit when the push is part of a longer reply;
+    `language` is the reader's, for our own words (the counters come already in it).
     """
     title = html.escape(shorten(statement.title, MAX_TITLE_LENGTH), quote=False)
     head = [f"<b>{title}</b>"]
@@ -46,7 +49,8 @@ def render_statement(
         head.append(short_date(statement.published, tz))
     tail: list[str] = []
     if statement.link:
-        tail.append(f'<a href="{html.escape(statement.link, quote=True)}">Read the full text</a>')
+        link = html.escape(statement.link, quote=True)
+        tail.append(f'<a href="{link}">{i18n.t(language, "read_full_text")}</a>')
     counters = render_counters(readings)
     if counters:
         tail.append(counters)

@@ -60,7 +60,7 @@ class Service:
         self.engine = DeliveryEngine(
             store,
             sender,
-            lambda statement: push_message(statement, config, clock()),
+            lambda d: push_message(d.statement, config, clock(), language=d.subscriber.language),
             notify_admins,
             clock,
             kind=delivery_kind,

@@ -24,6 +24,7 @@ from bot.config import FeedConfig
 from bot.diff import PollDecision
 from bot.migrations import LATEST_VERSION, migrate, schema_version
 from bot.model import (
+    ChatSettings,
     Delivery,
     FeedState,
     PollReport,
@@ -411,8 +412,10 @@ class Store:
                 deliveries += self.db.execute(
                     "INSERT INTO deliveries (statement_id, subscriber_id, sort_at, "
                     "next_attempt_at, created_at) "
-                    "SELECT ?, id, ?, ?, ? FROM subscribers WHERE active = 1",
-                    [cursor.lastrowid, sort_at, iso(now), iso(now)],
+                    "SELECT ?, id, ?, ?, ? FROM subscribers WHERE active = 1 "
+                    # Only chats that get this feed's section (settings in force when recorded).
+                    "AND id NOT IN (SELECT subscriber_id FROM muted_sections WHERE feed = ?)",
+                    [cursor.lastrowid, sort_at, iso(now), iso(now), feed],
                 ).rowcount
         for st in decision.updated:
             self.db.execute(
@@ -434,6 +437,25 @@ class Store:
     def statement_count(self) -> int:
         return int(self.db.execute("SELECT COUNT(*) FROM statements").fetchone()[0])
 
+    def search(self, words: Sequence[str], limit: int) -> list[StoredStatement]:
+        """Statements whose title or lead has every word (as a prefix), newest first.
+
+        `words` are searched as words whatever they hold: each is quoted for FTS5, so a user's
+        "NOT", "*" or '"' is never query syntax (bot.search.search_words makes them).
+        """
+        if not words:
+            return []
+        # Each word a quoted prefix; yo as ye, as the index holds it (migration 4).
+        folded = (w.replace("\u0451", "\u0435").replace("\u0401", "\u0415") for w in words)
+        query = " ".join('"' + w.replace('"', '""') + '"*' for w in folded)
+        rows = self.db.query(
+            "SELECT s.* FROM statements s "
+            "WHERE s.id IN (SELECT rowid FROM statements_fts WHERE statements_fts MATCH ?) "
+            "ORDER BY s.sort_at DESC, s.id DESC LIMIT ?",
+            [query, limit],
+        )
+        return [_statement(r) for r in rows]
+
     # ---- subscribers -------------------------------------------------------------------
 
     def subscribe(
@@ -444,25 +466,77 @@ class Store:
         *,
         title: str = "",
         thread_id: int | None = None,
+        language: str | None = None,
     ) -> bool:
-        """Subscribe the chat (or update where it gets pushes); True if it was not active."""
+        """Subscribe the chat (or update where it gets pushes); True if it was not active.
+
+        `language` is the chat's first language (a private chat's user's), kept only while it
+        has none: a choice made with /settings stays.
+        """
         with self.db.atomic():
             row = self._subscriber_row(chat_id)
             if row is None:
                 self.db.execute(
                     "INSERT INTO subscribers (chat_id, thread_id, kind, title, active, "
-                    "subscribed_at, changed_at) VALUES (?, ?, ?, ?, 1, ?, ?)",
-                    [str(chat_id), thread_id, kind, title, iso(now), iso(now)],
+                    "subscribed_at, changed_at, language) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
+                    [str(chat_id), thread_id, kind, title, iso(now), iso(now), language],
                 )
                 return True
             self.db.execute(
                 "UPDATE subscribers SET active = 1, thread_id = ?, kind = ?, title = ?, "
-                "changed_at = ?, reason = NULL, "
+                "changed_at = ?, reason = NULL, language = COALESCE(language, ?), "
                 "subscribed_at = CASE WHEN active = 1 THEN subscribed_at ELSE ? END "
                 "WHERE id = ?",
-                [thread_id, kind, title, iso(now), iso(now), row["id"]],
+                [thread_id, kind, title, iso(now), language, iso(now), row["id"]],
             )
             return not row["active"]
+
+    def chat_settings(self, chat_id: int | str) -> ChatSettings:
+        """The chat's settings; the defaults for a chat the bot does not know."""
+        row = self._subscriber_row(chat_id)
+        if row is None:
+            return ChatSettings()
+        muted = self.db.execute(
+            "SELECT feed FROM muted_sections WHERE subscriber_id = ?", [row["id"]]
+        ).fetchall()
+        return ChatSettings(
+            muted=frozenset(r[0] for r in muted),
+            silent=bool(row["silent"]),
+            language=row["language"],
+        )
+
+    def save_settings(
+        self,
+        chat_id: int | str,
+        settings: ChatSettings,
+        now: datetime,
+        *,
+        kind: str,
+        title: str = "",
+        thread_id: int | None = None,
+    ) -> None:
+        """Store the chat's settings. A chat not subscribed keeps them for when it is (its row
+        is made inactive): the language also answers its commands meanwhile. They apply to
+        statements recorded from now on; what is already queued for the chat still comes."""
+        with self.db.atomic():
+            row = self._subscriber_row(chat_id)
+            if row is None:
+                self.db.execute(
+                    "INSERT INTO subscribers (chat_id, thread_id, kind, title, active, "
+                    "subscribed_at, changed_at, reason) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
+                    [str(chat_id), thread_id, kind, title, iso(now), iso(now), "not subscribed"],
+                )
+                row = self._subscriber_row(chat_id)
+                assert row is not None
+            self.db.execute(
+                "UPDATE subscribers SET silent = ?, language = ?, changed_at = ? WHERE id = ?",
+                [settings.silent, settings.language, iso(now), row["id"]],
+            )
+            self.db.execute("DELETE FROM muted_sections WHERE subscriber_id = ?", [row["id"]])
+            self.db.conn.executemany(
+                "INSERT INTO muted_sections (subscriber_id, feed) VALUES (?, ?)",
+                [(row["id"], feed) for feed in sorted(settings.muted)],
+            )
 
     def deactivate(self, chat_id: int | str, reason: str, now: datetime) -> bool:
         """Stop pushes to the chat and close what was pending for it; True if it was active."""
@@ -541,7 +615,7 @@ class Store:
             f"""
             SELECT d.id AS delivery_id, d.attempts, d.next_attempt_at,
                    c.id AS sub_id, c.chat_id, c.thread_id, c.kind, c.title AS chat_title,
-                   c.active, c.reason, s.*
+                   c.active, c.reason, c.silent, c.language, s.*
             FROM deliveries d
             JOIN subscribers c ON c.id = d.subscriber_id
             JOIN statements s ON s.id = d.statement_id
@@ -567,6 +641,8 @@ class Store:
                     title=r["chat_title"],
                     active=bool(r["active"]),
                     reason=r["reason"],
+                    silent=bool(r["silent"]),
+                    language=r["language"],
                 ),
                 statement=_statement(r),
                 attempts=r["attempts"],
@@ -834,4 +910,6 @@ def _subscriber(row: dict) -> Subscriber:
         title=row["title"],
         active=bool(row["active"]),
         reason=row["reason"],
+        silent=bool(row["silent"]),
+        language=row["language"],
     )

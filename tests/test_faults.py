@@ -112,7 +112,7 @@ def fan_out(store: Store, now: datetime, chats: int = CHATS, lead: str = "") -> 
 
 
 def engine_for(db: AsyncStore, sender: CountingSender, admins: Admins, now: datetime):
-    return DeliveryEngine(db, sender, lambda s: s.title, admins, lambda: now)
+    return DeliveryEngine(db, sender, lambda d: d.statement.title, admins, lambda: now)
 
 
 async def run_like_the_service(engine: DeliveryEngine, db: AsyncStore, limit: float) -> float:

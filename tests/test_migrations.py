@@ -106,11 +106,11 @@ def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
         old.db.execute(sql, params)
     old.close()
 
-    def m_subscriber_language(db) -> None:
-        db.execute("ALTER TABLE subscribers ADD COLUMN language TEXT NOT NULL DEFAULT 'en'")
+    def m_subscriber_note(db) -> None:
+        db.execute("ALTER TABLE subscribers ADD COLUMN note TEXT NOT NULL DEFAULT 'none'")
 
     future = LATEST_VERSION + 1
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (future, m_subscriber_language)])
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (future, m_subscriber_note)])
     monkeypatch.setattr("bot.migrations.LATEST_VERSION", future)
     monkeypatch.setattr("bot.store.LATEST_VERSION", future)
     new = Store.open(path)
@@ -120,5 +120,41 @@ def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
     assert new.active_subscriber_count() == 1
     [due] = new.due_deliveries(now, 10)
     assert due.statement.title == "Two" and due.subscriber.chat_id == 1
-    assert new.db.execute("SELECT language FROM subscribers").fetchone()[0] == "en"
+    assert new.db.execute("SELECT note FROM subscribers").fetchone()[0] == "none"
+    new.close()
+
+
+def test_m004_from_schema_3_indexes_old_statements_and_gives_settings_defaults(
+    tmp_path: Path, monkeypatch
+) -> None:
+    """Issue 11 on an existing volume: statements stored before it are found by /search, and
+    every chat keeps getting every section, with sound, in the bot's default language."""
+    from datetime import UTC, datetime
+
+    from bot.model import ChatSettings
+
+    path = tmp_path / "bot.sqlite3"
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", MIGRATIONS[:3])
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 3)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", 3)
+    old = Store.open(path)
+    stamp = datetime(2021, 10, 26, tzinfo=UTC).isoformat()
+    for sql, params in (
+        ("INSERT INTO feeds (name, url, baseline_done) VALUES ('press', 'u', 1)", []),
+        ("INSERT INTO subscribers (chat_id, kind, active, subscribed_at, changed_at) "
+         "VALUES ('7', 'private', 1, ?, ?)", [stamp, stamp]),
+        ("INSERT INTO statements (feed, key, title, lead, first_seen, sort_at) "
+         "VALUES ('press', 'k1', 'Salisbury: no answer', 'Lead', ?, ?)", [stamp, stamp]),
+    ):  # fmt: skip
+        old.db.execute(sql, params)
+    old.close()
+    monkeypatch.undo()
+
+    new = Store.open(path)
+    assert [s.title for s in new.search(["salisb"], 10)] == ["Salisbury: no answer"]
+    assert new.chat_settings(7) == ChatSettings()
+    # The triggers keep the index in step from now on: an edit is found by its new words.
+    new.db.execute("UPDATE statements SET title = 'Glushkov: no answer' WHERE key = 'k1'")
+    assert new.search(["salisbury"], 10) == []
+    assert [s.key for s in new.search(["glushkov"], 10)] == ["k1"]
     new.close()

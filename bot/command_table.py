@@ -1,0 +1,207 @@
+"""The one table of commands: name, who may use it, its reply, its help in each language.
+
+Adding a command is one entry here (and its wording in bot/i18n). The table drives /help, the
+menus (Telegram registers `menu(language)` per language) and the console; a Telegram handler
+checks the entry's access, builds a Request and sends what `reply` returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+
+from bot import commands, i18n
+from bot.config import Config
+from bot.model import ChatSettings, PollOutcome, StoredStatement
+from bot.store import AsyncStore, Store
+
+
+class Access(Enum):
+    EVERYONE = "everyone"
+    # Anyone in a private chat; in a group only its administrators (the Telegram side asks
+    # getChatMember and answers commands.group_admins_only_reply otherwise).
+    CHAT_ADMINS = "chat admins"
+    BOT_ADMINS = "bot admins"  # config.admins; to anyone else it is an unknown command
+
+
+@dataclass(frozen=True)
+class ChatRef:
+    """Where a command was sent: a Telegram chat (kind = its type) or the console."""
+
+    chat_id: int | str
+    kind: str  # "private", "group", "supergroup", "channel", "console"
+    title: str = ""
+    thread_id: int | None = None  # the forum topic it was sent in
+
+    @property
+    def private(self) -> bool:
+        return self.kind in ("private", "console")
+
+
+@dataclass(frozen=True)
+class Request:
+    config: Config
+    db: AsyncStore
+    chat: ChatRef
+    now: datetime
+    language: str  # the reply's: chat_language() of the chat, see language_of()
+    args: Sequence[str] = ()
+    user_language_code: str | None = None  # Telegram's User.language_code of who asked
+    is_bot_admin: bool = False
+    poll: Callable[[], Awaitable[Sequence[PollOutcome]]] | None = None  # /poll: poll them all
+
+
+Reply = Callable[[Request], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    access: Access
+    reply: Reply
+    help: Mapping[str, str]  # language -> the one line /help and the menu show
+    slow: bool = False  # may take seconds (a poll): do not hold up the chat's next command
+
+
+async def language_of(
+    db: AsyncStore, chat: ChatRef, user_language_code: str | None, config: Config
+) -> str:
+    """The language to answer `chat` in: its /settings choice, else (in a private chat) the
+    user's Telegram language, else bot.language."""
+    settings = await db.read(lambda s: s.chat_settings(chat.chat_id))
+    return commands.chat_language(settings.language, chat.kind, user_language_code, config)
+
+
+async def _start(r: Request) -> str:
+    # A private chat starts in its user's language; a group in bot.language (None).
+    first = i18n.language_of_user(r.user_language_code) if r.chat.kind == "private" else None
+
+    def subscribe(s: Store) -> tuple[bool, list[StoredStatement]]:
+        newly = s.subscribe(r.chat.chat_id, r.chat.kind, r.now, title=r.chat.title,
+                            thread_id=r.chat.thread_id, language=first)  # fmt: skip
+        return newly, s.latest(1)
+
+    newly, newest = await r.db.write(subscribe)
+    return commands.start_reply(
+        newly, newest[0] if newest else None, r.config, r.now, language=r.language
+    )
+
+
+async def _stop(r: Request) -> str:
+    was_active = await r.db.write(lambda s: s.deactivate(r.chat.chat_id, "/stop", r.now))
+    return commands.stop_reply(was_active, r.language)
+
+
+async def _latest(r: Request) -> str:
+    return await r.db.read(
+        lambda s: commands.latest_reply(s, r.config, r.now, r.args, language=r.language)
+    )
+
+
+async def _counters(r: Request) -> str:
+    return commands.counters_reply(r.config, r.now, language=r.language)
+
+
+async def _search(r: Request) -> str:
+    return await r.db.read(
+        lambda s: commands.search_reply(s, r.config, r.args, language=r.language)
+    )
+
+
+async def _settings(r: Request) -> str:
+    def current(s: Store) -> tuple[ChatSettings, bool]:
+        subscriber = s.subscriber(r.chat.chat_id)
+        return s.chat_settings(r.chat.chat_id), bool(subscriber and subscriber.active)
+
+    settings, subscribed = await r.db.read(current)
+    new, reply = commands.settings_command(settings, r.args, r.config, r.language)
+    if new is not None:
+        await r.db.write(
+            lambda s: s.save_settings(r.chat.chat_id, new, r.now, kind=r.chat.kind,
+                                      title=r.chat.title, thread_id=r.chat.thread_id)
+        )  # fmt: skip
+        if not subscribed:
+            reply += "\n\n" + i18n.t(new.language or r.language, "settings_not_subscribed")
+    return reply
+
+
+async def _help(r: Request) -> str:
+    # In a group, listing the admin commands would tell everyone who the admins are.
+    admin = r.is_bot_admin and r.chat.private
+    return commands.help_reply(
+        r.config, is_admin=admin, language=r.language, commands=menu(r.language, admin=admin)
+    )
+
+
+async def _status(r: Request) -> str:
+    status = await r.db.read(lambda s: s.status())
+    return commands.status_reply(status, r.config, r.now, language=r.language)
+
+
+async def _poll(r: Request) -> str:
+    assert r.poll is not None, "the caller hands /poll a way to poll"
+    return commands.poll_reply(await r.poll(), r.language)
+
+
+COMMANDS: tuple[Command, ...] = (  # in menu order
+    Command("start", Access.CHAT_ADMINS, _start, {
+        "en": "Subscribe this chat to new statements",
+        "ru": "Подписать этот чат на новые заявления",
+    }),
+    Command("stop", Access.CHAT_ADMINS, _stop, {
+        "en": "Unsubscribe this chat",
+        "ru": "Отписать этот чат",
+    }),
+    Command("latest", Access.EVERYONE, _latest, {
+        "en": "The newest statement, or /latest N for a list",
+        "ru": "Последнее заявление, или /latest N — список",
+    }),
+    Command("search", Access.EVERYONE, _search, {
+        "en": "Find statements: /search WORDS",
+        "ru": "Найти заявления: /search СЛОВА",
+    }),
+    Command("counters", Access.EVERYONE, _counters, {
+        "en": "Today's date, the clocks and the day counters",
+        "ru": "Дата, часы и счётчики дней",
+    }),
+    Command("settings", Access.CHAT_ADMINS, _settings, {
+        "en": "Sections, silent pushes, language",
+        "ru": "Разделы, тихие уведомления, язык",
+    }),
+    Command("help", Access.EVERYONE, _help, {
+        "en": "What this bot does",
+        "ru": "Что умеет этот бот",
+    }),
+    Command("status", Access.BOT_ADMINS, _status, {
+        "en": "Feeds, subscribers and deliveries (admins)",
+        "ru": "Ленты, подписчики и доставки (администраторы)",
+    }),
+    Command("poll", Access.BOT_ADMINS, _poll, {
+        "en": "Poll every feed now (admins)",
+        "ru": "Опросить все ленты сейчас (администраторы)",
+    }, slow=True),
+)  # fmt: skip
+BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
+
+
+def find(name: str) -> Command | None:
+    """The command for "/Latest@bot" style names: lower case, without the bot's username."""
+    return BY_NAME.get(name.lstrip("/").split("@")[0].lower())
+
+
+def menu(language: str, *, admin: bool = False) -> list[tuple[str, str]]:
+    """(name, description) for setMyCommands in `language`: everyone's menu, or with `admin`
+    the bot admins' (their private chats)."""
+    lang = i18n.supported(language)
+    return [(c.name, c.help[lang]) for c in COMMANDS if admin or c.access is not Access.BOT_ADMINS]
+
+
+async def answer(name: str, request: Request) -> str:
+    """The reply to /name: unknown commands, and bot-admin commands from anyone else, get the
+    one-line hint. CHAT_ADMINS access is the caller's to check (it needs Telegram)."""
+    command = find(name)
+    if command is None or (command.access is Access.BOT_ADMINS and not request.is_bot_admin):
+        return commands.unknown_command_reply(request.language)
+    return await command.reply(request)
