@@ -26,6 +26,7 @@ from bot.console import SHOWN_HEADER, ConsoleAdmin, ConsoleSender, as_console_te
 from bot.fetch import FetchError, make_client
 from bot.health import CHECK_SECONDS, assess
 from bot.logs import configure_logging, secret_filter
+from bot.metrics import MetricsError, metrics_for
 from bot.migrations import SchemaTooNewError
 from bot.parse import FeedFormatError
 from bot.preview import render_preview, take_preview
@@ -157,6 +158,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except StoreOpenError as exc:
         # Every command that opens the database: one line, the exit code of its kind.
+        print(f"statement-bot: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except MetricsError as exc:  # run: the metrics port is taken, or not on this machine
         print(f"statement-bot: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
@@ -310,7 +314,10 @@ async def run_console(config: Config, *, once: bool) -> int:
     db = AsyncStore.open(config.database_path)
     client = make_client(config.fetch_timeout)
     sender = ConsoleSender(out)
-    service = Service(config, db, client, sender, ConsoleAdmin(out), delivery_kind="console")
+    metrics = metrics_for(config)
+    service = Service(
+        config, db, client, sender, ConsoleAdmin(out), delivery_kind="console", metrics=metrics
+    )
 
     def join_console(store: Store) -> None:
         store.release_in_flight()
@@ -318,6 +325,7 @@ async def run_console(config: Config, *, once: bool) -> int:
 
     await db.write(join_console)
     try:
+        metrics.start()  # a port in use is MetricsError: exit 6 in main()
         if not once:
             out.write(
                 f"statement-bot {__version__}, console mode: database {config.database_path}\n"
@@ -351,6 +359,7 @@ async def run_console(config: Config, *, once: bool) -> int:
         # The console chat exists only while a console runs: no backlog piles up for it.
         with contextlib.suppress(StoreUnavailable):
             await db.write(lambda s: s.deactivate(CONSOLE_CHAT_ID, "console closed", utc_now()))
+        metrics.stop()
         await client.aclose()
         db.close()
 

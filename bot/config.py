@@ -7,6 +7,7 @@ nothing here reads secrets: the token comes from the environment at the Telegram
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import re
 import tomllib
@@ -17,7 +18,6 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, PLURAL_CATEGORIES, whole_number_categories
 from bot.model import PageSpec
 
 DEFAULT_CONFIG_PATH = Path("config/bot.toml")
@@ -46,33 +46,13 @@ class FeedConfig:
     # Request headers the site expects (User-Agent, Accept-Language, Cookie): values may be
     # secrets, so they are kept out of repr (and so out of logs and tracebacks).
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
-    # What /settings shows as the section: (language, title) pairs, "" for every language.
-    titles: tuple[tuple[str, str], ...] = ()
-
-    def title(self, language: str) -> str:
-        """The section's display title in `language`, else its title for all, else its name."""
-        titles = dict(self.titles)
-        return titles.get(language) or titles.get("") or self.name
 
 
 @dataclass(frozen=True)
 class CounterConfig:
     since: date
-    text: str  # contains "{days}": the sentence in every language without its own below
-    text_one: str | None = None  # `text` when the count is exactly 1
-    # Per language: (language, ((CLDR plural category, sentence), ...)); a sentence that is the
-    # same for every count is filed under "other".
-    languages: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
-
-    def sentence(self, days: int, language: str) -> str:
-        """The template for `days` in `language`: its form for the count's plural category
-        (Russian 1332 -> "few": "{days} дня прошло ..."), else the default text."""
-        from bot.i18n import plural_category
-
-        forms = dict(dict(self.languages).get(language, ()))
-        if forms:
-            return forms.get(plural_category(language, days)) or forms["other"]
-        return self.text_one if days == 1 and self.text_one else self.text
+    text: str  # contains "{days}"
+    text_one: str | None = None  # used when the count is exactly 1
 
 
 @dataclass(frozen=True)
@@ -98,8 +78,8 @@ class Config:
     # above the free 30/s. Replies to commands stay free.
     paid_broadcast: bool = False
     api_base_url: str | None = None
+    metrics: tuple[str, int] | None = None  # host and port of the Prometheus endpoint; None: off
     source: Path | None = field(default=None, compare=False)
-    language: str = DEFAULT_LANGUAGE  # of channels and groups that chose none
 
     @property
     def database_path(self) -> Path:
@@ -124,7 +104,7 @@ _BOT_KEYS = {
     "keep_deliveries_days",
     "paid_broadcast",
     "api_base_url",
-    "language",
+    "metrics",
 }
 _FEED_KEYS = {
     "name",
@@ -135,7 +115,6 @@ _FEED_KEYS = {
     "flood_limit",
     "page",
     "headers",
-    "title",
 }
 _PAGE_SELECTORS = ("item", "title", "link", "date", "lead", "article")
 _PAGE_KEYS = {*_PAGE_SELECTORS, "date_formats"}
@@ -145,7 +124,7 @@ RESERVED_HEADERS = frozenset(
     {"accept-encoding", "host", "content-length", "transfer-encoding", "connection", "te"}
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_COUNTER_KEYS = {"since", "text", "text_one", *LANGUAGES}
+_COUNTER_KEYS = {"since", "text", "text_one"}
 _TOP_KEYS = {"bot", "feeds", "counters"}
 
 
@@ -228,10 +207,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         where = API_BASE_URL_ENV if env.get(API_BASE_URL_ENV) else "bot.api_base_url"
         problems.append(f"{where}: must be an http(s) URL such as http://host:8081/bot")
         api_base_url = None
-    language = bot.get("language", DEFAULT_LANGUAGE)
-    if language not in LANGUAGES:
-        problems.append(f"bot.language: must be one of {', '.join(LANGUAGES)}, got {language!r}")
-        language = DEFAULT_LANGUAGE
+    metrics = _listen_address(bot.get("metrics"), "bot.metrics", problems)
 
     feeds = _feeds(raw.get("feeds"), base, problems)
     counters = _counters(raw.get("counters", []), problems)
@@ -259,8 +235,8 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         keep_deliveries_days=keep_deliveries_days,
         paid_broadcast=paid_broadcast,
         api_base_url=api_base_url,
+        metrics=metrics,
         source=source,
-        language=language,
     )
 
 
@@ -301,13 +277,11 @@ def _feeds(raw: Any, base: Path, problems: list[str]) -> list[FeedConfig]:
         flood_limit = _int(item, "flood_limit", 10, 1, 1000, where, problems)
         page = _page(item["page"], f"{where}page.", problems) if "page" in item else None
         headers = _headers(item.get("headers", {}), f"{where}headers", problems)
-        titles = _titles(item.get("title"), f"{where}title", problems)
         feeds.append(
             FeedConfig(
-                name, url, interval, jitter, announce_first, flood_limit, page, tuple(headers),
-                titles,
+                name, url, interval, jitter, announce_first, flood_limit, page, tuple(headers)
             )
-        )  # fmt: skip
+        )
     return feeds
 
 
@@ -418,6 +392,34 @@ def _is_http_url(value: Any) -> bool:
     return parsed.scheme in ("http", "https") and bool(parsed.netloc)
 
 
+_HOST_NAME = re.compile(r"^[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63})*$")
+
+
+def _listen_address(value: Any, where: str, problems: list[str]) -> tuple[str, int] | None:
+    """An address to listen on, "host:port": "127.0.0.1:9464", "[::1]:9464", "0.0.0.0:9464"
+    (in a container). None when the key is absent."""
+    if value is None:
+        return None
+    problem = f'{where}: must be "host:port" such as "127.0.0.1:9464", got {value!r}'
+    if not isinstance(value, str):
+        problems.append(problem)
+        return None
+    host, _, port_text = value.rpartition(":")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            host = ""
+    elif ":" in host or not _HOST_NAME.match(host):
+        host = ""  # an IPv6 address needs brackets; anything else is no host name
+    port = int(port_text) if port_text.isascii() and port_text.isdigit() else 0
+    if not host or not 0 < port < 65536:
+        problems.append(problem)
+        return None
+    return host, port
+
+
 def _counters(raw: Any, problems: list[str]) -> list[CounterConfig]:
     if not isinstance(raw, list) or not all(isinstance(c, dict) for c in raw):
         problems.append("counters: must be a list of tables ([[counters]])")
@@ -448,77 +450,9 @@ def _counters(raw: Any, problems: list[str]) -> list[CounterConfig]:
             except (KeyError, IndexError, ValueError) as exc:
                 problems.append(f"{where}{key}: only {{days}} may stand in braces ({exc})")
             texts[key] = text
-        languages = tuple(
-            (lang, forms)
-            for lang in LANGUAGES
-            if lang in item and (forms := _counter_forms(item[lang], lang, where, problems))
-        )
         if texts.get("text"):
-            counters.append(
-                CounterConfig(since, texts["text"] or "", texts.get("text_one"), languages)
-            )
+            counters.append(CounterConfig(since, texts["text"] or "", texts.get("text_one")))
     return counters
-
-
-def _counter_forms(
-    raw: Any, language: str, where: str, problems: list[str]
-) -> tuple[tuple[str, str], ...]:
-    """`ru = "..."` (one sentence for every count) or `[counters.ru]` with a sentence per CLDR
-    plural category: Russian needs one ("1 день"), few ("2 дня") and many ("5 дней")."""
-    where = f"{where}{language}"
-    if isinstance(raw, str):
-        raw = {"other": raw}
-    if not isinstance(raw, dict) or not raw:
-        categories = ", ".join(sorted(whole_number_categories(language)))
-        problems.append(f"{where}: must be a sentence with {{days}}, or a table of them by "
-                        f"plural category ({categories})")  # fmt: skip
-        return ()
-    forms: list[tuple[str, str]] = []
-    for category, text in raw.items():
-        if category not in PLURAL_CATEGORIES:
-            problems.append(f"{where}.{category}: not a plural category "
-                            f"({', '.join(PLURAL_CATEGORIES)})")  # fmt: skip
-        elif _sentence_problem(text):
-            problems.append(f"{where}.{category}: {_sentence_problem(text)}")
-        else:
-            forms.append((category, text))
-    missing = whole_number_categories(language) - {c for c, _ in forms}
-    if missing and "other" not in raw:
-        problems.append(f"{where}: needs a sentence for {', '.join(sorted(missing))} "
-                        "(or one for other)")  # fmt: skip
-        return ()
-    return tuple(forms)
-
-
-def _sentence_problem(text: Any) -> str | None:
-    if not isinstance(text, str) or "{days}" not in text:
-        return "must be a string containing {days}"
-    try:
-        text.format(days=1)
-    except (KeyError, IndexError, ValueError) as exc:
-        return f"only {{days}} may stand in braces ({exc})"
-    return None
-
-
-def _titles(raw: Any, where: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
-    """`title = "Press releases"`, or `title = { en = "Press releases", ru = "Пресс-релизы" }`."""
-    if raw is None:
-        return ()
-    if isinstance(raw, str) and raw.strip():
-        return (("", raw.strip()),)
-    if isinstance(raw, dict) and raw:
-        titles = []
-        for language, title in raw.items():
-            if language not in LANGUAGES:
-                problems.append(f"{where}.{language}: not a language of the bot "
-                                f"({', '.join(LANGUAGES)})")  # fmt: skip
-            elif not isinstance(title, str) or not title.strip():
-                problems.append(f"{where}.{language}: must be a non-empty string")
-            else:
-                titles.append((language, title.strip()))
-        return tuple(titles)
-    problems.append(f"{where}: must be a string, or a table of strings by language")
-    return ()
 
 
 def _unknown(table: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:

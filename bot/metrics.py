@@ -25,6 +25,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
+from bot.config import Config
 from bot.model import PollOutcome
 from bot.store import Store
 
@@ -194,11 +195,11 @@ class PrometheusMetrics(Metrics):
         self._server = self._thread = None
 
 
-def metrics_for(address: tuple[str, int] | None, database: Path, feeds: Sequence[str]) -> Metrics:
-    """The bot's metrics: none without an address, else a registry served there by start()."""
-    if address is None:
+def metrics_for(config: Config) -> Metrics:
+    """The bot's metrics: none without bot.metrics, else a registry that start() serves there."""
+    if config.metrics is None:
         return NO_METRICS
-    return PrometheusMetrics(database, feeds, address)
+    return PrometheusMetrics(config.database_path, [f.name for f in config.feeds], config.metrics)
 
 
 def format_address(address: tuple[str, int]) -> str:

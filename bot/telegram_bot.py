@@ -34,6 +34,7 @@ from bot import commands
 from bot.config import Config
 from bot.fetch import make_client
 from bot.logs import secret_filter
+from bot.metrics import metrics_for
 from bot.model import StoredStatement
 from bot.service import Service, utc_now
 from bot.store import CONSOLE_CHAT_ID, AsyncStore, Store, StoreUnavailable
@@ -364,9 +365,11 @@ async def run_telegram(config: Config, token: str) -> int:
     """Run until SIGTERM/SIGINT: long polling for commands, scheduled polls, the outbox."""
     secret_filter.add(token)
     app = build_application(config, token)
+    metrics = metrics_for(config)
     db = AsyncStore.open(config.database_path)
     client = make_client(config.fetch_timeout)
     try:
+        metrics.start()  # before logging in: a port in use is MetricsError, exit 6 in main()
         try:
             await app.initialize()  # getMe: checks the token
         except InvalidToken:
@@ -391,6 +394,7 @@ async def run_telegram(config: Config, token: str) -> int:
             TelegramSender(app.bot, paid_broadcast=config.paid_broadcast),
             notify_admins,
             per_chat_interval=PER_CHAT_INTERVAL,
+            metrics=metrics,
         )
         await db.write(lambda s: _sync_subscribers(config, s))
         released = await db.write(lambda s: s.release_in_flight())
@@ -443,6 +447,7 @@ async def run_telegram(config: Config, token: str) -> int:
     finally:
         with contextlib.suppress(Exception):
             await app.shutdown()
+        metrics.stop()
         await client.aclose()
         db.close()
 
