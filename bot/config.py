@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import unquote, urlparse
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.i18n import DEFAULT_LANGUAGE, LANGUAGES, PLURAL_CATEGORIES, whole_number_categories
 from bot.model import PageSpec
 
 DEFAULT_CONFIG_PATH = Path("config/bot.toml")
@@ -46,13 +47,33 @@ class FeedConfig:
     # Request headers the site expects (User-Agent, Accept-Language, Cookie): values may be
     # secrets, so they are kept out of repr (and so out of logs and tracebacks).
     headers: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    # What /settings shows as the section: (language, title) pairs, "" for every language.
+    titles: tuple[tuple[str, str], ...] = ()
+
+    def title(self, language: str) -> str:
+        """The section's display title in `language`, else its title for all, else its name."""
+        titles = dict(self.titles)
+        return titles.get(language) or titles.get("") or self.name
 
 
 @dataclass(frozen=True)
 class CounterConfig:
     since: date
-    text: str  # contains "{days}"
-    text_one: str | None = None  # used when the count is exactly 1
+    text: str  # contains "{days}": the sentence in every language without its own below
+    text_one: str | None = None  # `text` when the count is exactly 1
+    # Per language: (language, ((CLDR plural category, sentence), ...)); a sentence that is the
+    # same for every count is filed under "other".
+    languages: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+
+    def sentence(self, days: int, language: str) -> str:
+        """The template for `days` in `language`: its form for the count's plural category
+        (Russian 1332 -> "few": "{days} дня прошло ..."), else the default text."""
+        from bot.i18n import plural_category
+
+        forms = dict(dict(self.languages).get(language, ()))
+        if forms:
+            return forms.get(plural_category(language, days)) or forms["other"]
+        return self.text_one if days == 1 and self.text_one else self.text
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,7 @@ class Config:
     api_base_url: str | None = None
     metrics: tuple[str, int] | None = None  # host and port of the Prometheus endpoint; None: off
     source: Path | None = field(default=None, compare=False)
+    language: str = DEFAULT_LANGUAGE  # of channels and groups that chose none
 
     @property
     def database_path(self) -> Path:
@@ -105,6 +127,7 @@ _BOT_KEYS = {
     "paid_broadcast",
     "api_base_url",
     "metrics",
+    "language",
 }
 _FEED_KEYS = {
     "name",
@@ -115,6 +138,7 @@ _FEED_KEYS = {
     "flood_limit",
     "page",
     "headers",
+    "title",
 }
 _PAGE_SELECTORS = ("item", "title", "link", "date", "lead", "article")
 _PAGE_KEYS = {*_PAGE_SELECTORS, "date_formats"}
@@ -124,7 +148,7 @@ RESERVED_HEADERS = frozenset(
     {"accept-encoding", "host", "content-length", "transfer-encoding", "connection", "te"}
 )
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_COUNTER_KEYS = {"since", "text", "text_one"}
+_COUNTER_KEYS = {"since", "text", "text_one", *LANGUAGES}
 _TOP_KEYS = {"bot", "feeds", "counters"}
 
 
@@ -209,6 +233,11 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         api_base_url = None
     metrics = _listen_address(bot.get("metrics"), "bot.metrics", problems)
 
+    language = bot.get("language", DEFAULT_LANGUAGE)
+    if language not in LANGUAGES:
+        problems.append(f"bot.language: must be one of {', '.join(LANGUAGES)}, got {language!r}")
+        language = DEFAULT_LANGUAGE
+
     feeds = _feeds(raw.get("feeds"), base, problems)
     counters = _counters(raw.get("counters", []), problems)
 
@@ -237,6 +266,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         api_base_url=api_base_url,
         metrics=metrics,
         source=source,
+        language=language,
     )
 
 
@@ -277,11 +307,13 @@ def _feeds(raw: Any, base: Path, problems: list[str]) -> list[FeedConfig]:
         flood_limit = _int(item, "flood_limit", 10, 1, 1000, where, problems)
         page = _page(item["page"], f"{where}page.", problems) if "page" in item else None
         headers = _headers(item.get("headers", {}), f"{where}headers", problems)
+        titles = _titles(item.get("title"), f"{where}title", problems)
         feeds.append(
             FeedConfig(
-                name, url, interval, jitter, announce_first, flood_limit, page, tuple(headers)
+                name, url, interval, jitter, announce_first, flood_limit, page, tuple(headers),
+                titles,
             )
-        )
+        )  # fmt: skip
     return feeds
 
 
@@ -450,9 +482,77 @@ def _counters(raw: Any, problems: list[str]) -> list[CounterConfig]:
             except (KeyError, IndexError, ValueError) as exc:
                 problems.append(f"{where}{key}: only {{days}} may stand in braces ({exc})")
             texts[key] = text
+        languages = tuple(
+            (lang, forms)
+            for lang in LANGUAGES
+            if lang in item and (forms := _counter_forms(item[lang], lang, where, problems))
+        )
         if texts.get("text"):
-            counters.append(CounterConfig(since, texts["text"] or "", texts.get("text_one")))
+            counters.append(
+                CounterConfig(since, texts["text"] or "", texts.get("text_one"), languages)
+            )
     return counters
+
+
+def _counter_forms(
+    raw: Any, language: str, where: str, problems: list[str]
+) -> tuple[tuple[str, str], ...]:
+    """`ru = "..."` (one sentence for every count) or `[counters.ru]` with a sentence per CLDR
+    plural category: Russian needs one ("1 день"), few ("2 дня") and many ("5 дней")."""
+    where = f"{where}{language}"
+    if isinstance(raw, str):
+        raw = {"other": raw}
+    if not isinstance(raw, dict) or not raw:
+        categories = ", ".join(sorted(whole_number_categories(language)))
+        problems.append(f"{where}: must be a sentence with {{days}}, or a table of them by "
+                        f"plural category ({categories})")  # fmt: skip
+        return ()
+    forms: list[tuple[str, str]] = []
+    for category, text in raw.items():
+        if category not in PLURAL_CATEGORIES:
+            problems.append(f"{where}.{category}: not a plural category "
+                            f"({', '.join(PLURAL_CATEGORIES)})")  # fmt: skip
+        elif _sentence_problem(text):
+            problems.append(f"{where}.{category}: {_sentence_problem(text)}")
+        else:
+            forms.append((category, text))
+    missing = whole_number_categories(language) - {c for c, _ in forms}
+    if missing and "other" not in raw:
+        problems.append(f"{where}: needs a sentence for {', '.join(sorted(missing))} "
+                        "(or one for other)")  # fmt: skip
+        return ()
+    return tuple(forms)
+
+
+def _sentence_problem(text: Any) -> str | None:
+    if not isinstance(text, str) or "{days}" not in text:
+        return "must be a string containing {days}"
+    try:
+        text.format(days=1)
+    except (KeyError, IndexError, ValueError) as exc:
+        return f"only {{days}} may stand in braces ({exc})"
+    return None
+
+
+def _titles(raw: Any, where: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """`title = "Press releases"`, or `title = { en = "Press releases", ru = "Пресс-релизы" }`."""
+    if raw is None:
+        return ()
+    if isinstance(raw, str) and raw.strip():
+        return (("", raw.strip()),)
+    if isinstance(raw, dict) and raw:
+        titles = []
+        for language, title in raw.items():
+            if language not in LANGUAGES:
+                problems.append(f"{where}.{language}: not a language of the bot "
+                                f"({', '.join(LANGUAGES)})")  # fmt: skip
+            elif not isinstance(title, str) or not title.strip():
+                problems.append(f"{where}.{language}: must be a non-empty string")
+            else:
+                titles.append((language, title.strip()))
+        return tuple(titles)
+    problems.append(f"{where}: must be a string, or a table of strings by language")
+    return ()
 
 
 def _unknown(table: dict[str, Any], allowed: set[str], where: str, problems: list[str]) -> None:
