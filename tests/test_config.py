@@ -203,3 +203,67 @@ def test_every_page_problem_is_one_line_naming_its_key() -> None:
     assert len(lines) == 4
     problems = _problems({"feeds": [{"name": "p", "url": "https://example.org/", "page": "x"}]})
     assert problems == "feeds[0].page: must be a table ([feeds.page])"
+
+
+def _raw(**extra) -> dict:
+    counter = {"since": "2018-03-04", "text": "{days} days", **extra.pop("counter", {})}
+    feed = {"name": "press", "url": "https://e.org/rss", **extra.pop("feed", {})}
+    return {"bot": extra.pop("bot", {}), "feeds": [feed], "counters": [counter]}
+
+
+def test_shipped_configs_speak_russian_too() -> None:
+    for name in ("bot.toml", "embassy.toml"):
+        config = load_config(REPO / "config" / name, env={})
+        assert config.language == "en"
+        salisbury = dict(config.counters[0].languages)["ru"]
+        assert dict(salisbury)["few"].startswith("{days} дня прошло со дня инцидента в Солсбери")  # noqa: RUF001
+        glushkov = dict(dict(config.counters[1].languages)["ru"])
+        assert "гибели Николая Глушкова на британской земле" in glushkov["many"]
+        assert all(f.title("ru") != f.name for f in config.feeds)
+
+
+def test_counter_forms_per_language_and_default_language() -> None:
+    ru = {"one": "{days} день", "few": "{days} дня", "many": "{days} дней"}
+    config = parse_config(
+        _raw(bot={"language": "ru"}, counter={"ru": ru, "en": "{days} d"}), env={}
+    )
+    assert config.language == "ru"
+    counter = config.counters[0]
+    assert dict(counter.languages)["ru"] == tuple(ru.items())
+    assert counter.sentence(1332, "ru") == "{days} дня"
+    assert counter.sentence(1, "en") == "{days} d"  # a plain string: one sentence for all counts
+
+
+def test_bad_language_keys_are_named() -> None:
+    raw = _raw(
+        bot={"language": "de"},
+        counter={"ru": {"one": "{days} день", "few": "{days} дня"}, "de": "{days} Tage"},
+        feed={"title": {"fr": "Presse", "ru": ""}},
+    )
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, env={})
+    problems = "\n".join(err.value.problems)
+    assert "bot.language: must be one of en, ru, got 'de'" in problems
+    assert "counters[0].ru: needs a sentence for many (or one for other)" in problems
+    assert "counters[0].de: unknown key" in problems
+    assert "feeds[0].title.fr: not a language of the bot (en, ru)" in problems
+    assert "feeds[0].title.ru: must be a non-empty string" in problems
+
+
+def test_bad_plural_forms_are_named() -> None:
+    raw = _raw(counter={"ru": {"one": "день", "several": "{days}", "other": "{days} {x}"}})
+    with pytest.raises(ConfigError) as err:
+        parse_config(raw, env={})
+    problems = "\n".join(err.value.problems)
+    assert "counters[0].ru.one: must be a string containing {days}" in problems
+    assert "counters[0].ru.several: not a plural category" in problems
+    assert "counters[0].ru.other: only {days} may stand in braces" in problems
+
+
+def test_feed_title_defaults_to_the_name() -> None:
+    config = parse_config(_raw(), env={})
+    assert config.feeds[0].title("ru") == "press"
+    config = parse_config(_raw(feed={"title": "Press releases"}), env={})
+    assert config.feeds[0].title("ru") == "Press releases"
+    config = parse_config(_raw(feed={"title": {"en": "Press", "ru": "Пресса"}}), env={})
+    assert (config.feeds[0].title("en"), config.feeds[0].title("ru")) == ("Press", "Пресса")

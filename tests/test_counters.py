@@ -1,5 +1,7 @@
 """Day counters and clocks, read as the model site reads them: calendar days in London."""
 
+# ruff: noqa: RUF001 - Russian sentences: their Cyrillic letters are meant
+
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -104,3 +106,50 @@ def test_a_counter_before_its_start_date_is_left_out() -> None:
         "8 days since A",
         "0 days since B",
     ]
+
+
+RUSSIAN = (
+    ("one", "{days} день прошёл со дня инцидента"),
+    ("few", "{days} дня прошло со дня инцидента"),
+    ("many", "{days} дней прошло со дня инцидента"),
+)
+
+
+@pytest.mark.parametrize(
+    ("days", "expected"),
+    [(1, "1 день прошёл"), (21, "21 день прошёл"), (101, "101 день прошёл"),
+     (2, "2 дня прошло"), (24, "24 дня прошло"), (1332, "1332 дня прошло"),
+     (1324, "1324 дня прошло"), (5, "5 дней прошло"), (11, "11 дней прошло"),
+     (111, "111 дней прошло"), (1325, "1325 дней прошло"), (0, "0 дней прошло")],
+)  # fmt: skip
+def test_russian_counter_agrees_with_its_number(days: int, expected: str) -> None:
+    counter = CounterConfig(SALISBURY, "{days} days have passed", None, (("ru", RUSSIAN),))
+    moment = datetime.combine(SALISBURY + timedelta(days=days), datetime.min.time(), LONDON)
+    reading = read_counter(counter, moment.replace(hour=12), LONDON, "ru")
+    assert reading.days == days
+    assert reading.text.startswith(expected + " со дня инцидента")
+
+
+def test_a_language_without_its_own_sentence_gets_the_default() -> None:
+    counter = CounterConfig(
+        SALISBURY, "{days} days have passed", "{days} day has passed", (("ru", RUSSIAN),)
+    )
+    at = datetime(2018, 3, 5, 12, tzinfo=LONDON)
+    assert read_counter(counter, at, LONDON, "en").text == "1 day has passed"
+    assert read_counter(counter, at, LONDON).text == "1 day has passed"
+    assert read_counter(counter, at, LONDON, "ru").text == "1 день прошёл со дня инцидента"
+
+
+def test_one_sentence_for_every_count_is_filed_under_other() -> None:
+    counter = CounterConfig(SALISBURY, "{days} days", None, (("ru", (("other", "дней: {days}"),)),))
+    at = datetime(2021, 10, 26, 22, 54, tzinfo=LONDON)
+    assert read_counter(counter, at, LONDON, "ru").text == "дней: 1332"
+
+
+def test_russian_banner_reads_the_model_site_in_russian() -> None:
+    moment = datetime(2021, 10, 26, 22, 54, tzinfo=LONDON)
+    assert clock_readings((MOSCOW, LONDON), moment, "ru") == [
+        ("Москва", "00:54"),
+        ("Лондон", "22:54"),
+    ]
+    assert long_date(moment, LONDON, "ru") == "26 октября 2021"

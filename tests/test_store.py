@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from bot.config import FeedConfig
-from bot.model import Statement
+from bot.model import ChatSettings, Statement
 from bot.poller import record_poll
 from bot.store import (
     CLOSED,
@@ -369,3 +369,78 @@ def test_bugs_are_not_taken_for_an_unavailable_database(door: AsyncStore) -> Non
 
     with pytest.raises(sqlite3.IntegrityError):
         asyncio.run(duplicate())
+
+
+# ---- chat settings (issue 11) -----------------------------------------------------------------
+
+OTHER = FeedConfig(name="informs", url="https://example.org/informs")
+
+
+def test_settings_default_for_a_chat_the_bot_does_not_know(store: Store) -> None:
+    assert store.chat_settings(42) == ChatSettings()
+
+
+def test_a_new_statement_reaches_only_chats_that_get_its_section(
+    baseline: Store, now: datetime
+) -> None:
+    record_poll(baseline, OTHER, [st(50)], now)  # the second feed's baseline
+    baseline.save_settings(1, ChatSettings(muted=frozenset({"informs"})), now, kind="private")
+    record_poll(baseline, OTHER, [st(51), st(50)], now)
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
+    assert statuses(baseline) == [
+        ("-100", "k3", PENDING),
+        ("-100", "k51", PENDING),
+        ("1", "k3", PENDING),
+    ]
+
+
+def test_a_statement_queued_before_a_change_is_still_delivered(
+    baseline: Store, now: datetime
+) -> None:
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
+    muted = ChatSettings(muted=frozenset({"statements"}))
+    baseline.save_settings(1, muted, now, kind="private")
+    record_poll(baseline, FEED, feed(1, 2, 3, 4), now)
+    assert [(c, k) for c, k, _ in statuses(baseline) if c == "1"] == [("1", "k3")]
+
+
+def test_settings_survive_a_restart_and_a_move_to_a_supergroup(
+    tmp_path: Path, now: datetime
+) -> None:
+    path = tmp_path / "bot.sqlite3"
+    store = Store.open(path)
+    store.subscribe(-5, "group", now)
+    chosen = ChatSettings(muted=frozenset({"informs"}), silent=True, language="ru")
+    store.save_settings(-5, chosen, now, kind="group")
+    store.close()
+    store = Store.open(path)
+    assert store.chat_settings(-5) == chosen
+    store.migrate_chat(-5, -1005, now)
+    assert store.chat_settings(-1005) == chosen
+    record_poll(store, FEED, feed(1), now)
+    record_poll(store, FEED, feed(1, 2), now)
+    [due] = store.due_deliveries(now, 10)
+    assert (due.subscriber.chat_id, due.subscriber.silent, due.subscriber.language) == (
+        -1005,
+        True,
+        "ru",
+    )
+    store.close()
+
+
+def test_settings_of_a_chat_not_subscribed_wait_for_its_start(store: Store, now: datetime) -> None:
+    store.save_settings(7, ChatSettings(language="ru"), now, kind="private")
+    assert store.active_subscriber_count() == 0
+    record_poll(store, FEED, feed(1), now)
+    record_poll(store, FEED, feed(1, 2), now)
+    assert statuses(store) == []  # not subscribed: nothing queued
+    assert store.subscribe(7, "private", now, language="en")  # /start: newly subscribed
+    assert store.chat_settings(7).language == "ru"  # the choice stays, not the user's default
+
+
+def test_subscribe_sets_the_first_language_only(store: Store, now: datetime) -> None:
+    store.subscribe(8, "private", now, language="ru")
+    store.subscribe(8, "private", now, language="en")
+    assert store.chat_settings(8).language == "ru"
+    store.subscribe(9, "group", now)
+    assert store.chat_settings(9).language is None  # the bot's default, bot.language
