@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
 
 from bot.metrics import NO_METRICS, Metrics, open_statements
 from bot.model import Delivery
@@ -225,34 +225,53 @@ class DeliveryEngine:
                 else:  # claimed but not sent: back to the queue, no attempt spent
                     self._release(delivery)
 
-        while not self._stopping and not self._db_blocked:
-            if self._paused_until and self.clock() < self._paused_until:
-                break
+        async def finish(due: list[Delivery], sends: asyncio.Future[list[Any]]) -> None:
             try:
-                due = await self.db.read(
-                    lambda s: s.due_deliveries(self.clock(), self.batch, kind=self.kind)
-                )
-            except StoreUnavailable as exc:
-                await self._db_failed(str(exc))
-                break
-            if not due:
-                break
-            # No 'sending' mark, no send: the rows stay pending and go out after the fault.
-            if not await self._write(_claim([d.id for d in due], self.clock())):
-                break
-            self._forget_old_sends()
-            # Every send of the batch is awaited, whatever another one raised: a send left
-            # running unawaited would race the next drain for the same rows.
-            try:
-                results = await asyncio.gather(*(one(d) for d in due), return_exceptions=True)
+                results = await sends
             finally:
-                await self._recorded()  # the next batch's query must see these outcomes
+                await self._recorded()
             for delivery, result in zip(due, results, strict=True):
                 if isinstance(result, BaseException):
                     logger.error("delivery %s crashed", delivery.id, exc_info=result)
                     if not isinstance(result, Exception):
                         raise result  # cancelled (shutdown): stop here
             await self._observe_fanouts(due)
+
+        # The next batch is read and claimed while the last one is still sending (its rows
+        # are 'sending', so no chat comes up twice), so a fan-out does not stall between
+        # batches; the semaphore still bounds the messages in flight. Every send of a batch is
+        # awaited, whatever another one raised: a send left running unawaited would race the
+        # next drain for the same rows.
+        running: tuple[list[Delivery], asyncio.Future[list[Any]]] | None = None
+        try:
+            while not self._stopping and not self._db_blocked:
+                if self._paused_until and self.clock() < self._paused_until:
+                    break
+                try:
+                    due = await self.db.read(
+                        lambda s: s.due_deliveries(self.clock(), self.batch, kind=self.kind)
+                    )
+                except StoreUnavailable as exc:
+                    await self._db_failed(str(exc))
+                    break
+                if not due:
+                    if running is None:
+                        break
+                    # The running batch's outcomes may make more rows due (a chat's next one).
+                    last, running = running, None
+                    await finish(*last)
+                    continue
+                # No 'sending' mark, no send: the rows stay pending and go out after the fault.
+                if not await self._write(_claim([d.id for d in due], self.clock())):
+                    break
+                self._forget_old_sends()
+                sends = asyncio.gather(*(one(d) for d in due), return_exceptions=True)
+                last, running = running, (due, sends)
+                if last is not None:
+                    await finish(*last)
+        finally:
+            if running is not None:
+                await finish(*running)
 
     async def flush(self) -> bool:
         """Write the outcomes still held in memory; True when none is left."""

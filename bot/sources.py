@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
+from bot import parse_pool
 from bot.config import FeedConfig
 from bot.fetch import DEFAULT_POLICY, AddressPolicy, FetchError, FetchResult, fetch_feed
 from bot.model import PageSpec, ParsedDocument, Statement
@@ -235,9 +236,10 @@ async def read_source(
 
 async def _read(source: Source, result: FetchResult) -> ParsedDocument | Discovered:
     assert result.body is not None
-    # Parsing a big document takes a while: off the event loop, so sends and commands go on.
+    # Parsing a big document takes a while: off the event loop, and a big one in a process of
+    # its own (bot.parse_pool), so that it does not hold up sends and commands.
     try:
-        return await asyncio.to_thread(
+        return await parse_pool.parse(
             source.read, result.body, url=result.url, content_type=result.content_type
         )
     except RecursionError as exc:  # a hostile document nested ten thousand deep

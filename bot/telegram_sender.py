@@ -197,6 +197,7 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         per_chat_burst: int = 3,
         push_every: int = 6,
         congested_after: float = 1.0,
+        paid_rate: float = 0.98 * FloodLimit.PAID_MESSAGES_PER_SECOND,
     ) -> None:
         self.interval = 1 / max_rate
         self.group_max_rate = group_max_rate
@@ -206,11 +207,11 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         self.push_every = push_every
         self.congested_after = congested_after
         self._groups: dict[ChatKey, AsyncLimiter] = {}
-        # Paid broadcasts: their own 1000/s, apart from the free budget, so a paid fan-out
-        # never delays a reply. A bucket of 1000 per second would let 2000 go in the first
-        # second after a pause; this one holds 20 (refilled every 20 ms).
-        paid_burst = 20
-        self._paid = AsyncLimiter(paid_burst, paid_burst / FloodLimit.PAID_MESSAGES_PER_SECOND)
+        # Paid broadcasts: their own budget, apart from the free one, so a paid fan-out never
+        # delays a reply. One message every 1/paid_rate s (aiolimiter's bucket let up to 1073
+        # arrive in one second); 2% under Telegram's 1000/s, for the jitter on the way.
+        self._paid_interval = 1 / paid_rate
+        self._paid_next = 0.0  # time.monotonic() of the next free paid slot
         self._queues: dict[Priority, dict[ChatKey, deque[_Ticket]]] = {p: {} for p in Priority}
         self._chat_tat: dict[ChatKey, float] = {}  # GCRA: each chat's theoretical arrival time
         self._next_slot = 0.0
@@ -257,10 +258,17 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         group = self._group_limiter(chat)
         async with group if group else contextlib.nullcontext():
             if data.get("allow_paid_broadcast"):  # still 20/min per group: that is not paid off
-                async with self._paid:
-                    return await callback(*args, **kwargs)
+                await self._paid_turn()
+                return await callback(*args, **kwargs)
             await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
             return await callback(*args, **kwargs)
+
+    async def _paid_turn(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self._paid_next)
+        self._paid_next = slot + self._paid_interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
 
     @property
     def waiting(self) -> dict[Priority, int]:
