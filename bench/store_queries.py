@@ -4,7 +4,7 @@
 
 Seeds the real schema (an SQLite file in a temporary folder) with N statements and M active
 private chats by bulk SQL, then times what users and the fan-out wait for: /latest, /latest 20,
-/counters, /status, record_poll of one new statement (one outbox row per subscriber),
+/counters, /status, /search, record_poll of one new statement (one outbox row per subscriber),
 due_deliveries (the delivery engine's query for its next batch) and the per-message updates.
 """
 
@@ -86,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
                 timed(lambda: commands.status_reply(store.status(), config, now), args.runs),
             ),
         ]
+        # /search: a word in every statement (the worst case: the newest 10 of all), two words
+        # that one statement has, and a prefix that nothing has.
+        for words in (["statement"], ["number", str(args.statements // 2)], ["Salisb"]):
+            results.append(
+                row(f"/search {' '.join(words)}",
+                    timed(lambda w=words: commands.search_reply(store, config, w), args.runs))
+            )  # fmt: skip
 
         # One new statement, as a poll of the feed's newest 20 entries finds it.
         stored = store.latest(19)

@@ -115,3 +115,28 @@ def test_search_words_split_as_the_index_does() -> None:
         "Salisbury", "NOT", "foo", "bar", "a", "b", "Пётр",
     ]  # fmt: skip
     assert len(commands.search_words("w " * 50)) == commands.MAX_SEARCH_WORDS
+
+
+@pytest.mark.parametrize("other_news", [0, 1100])
+def test_newest_first_even_when_a_feed_added_later_brings_old_statements(
+    store: Store, config: Config, now: datetime, other_news: int
+) -> None:
+    """Ids follow when statements were first seen, not their dates: a feed added with its
+    history has the highest ids and the oldest dates. The newest matches still come first,
+    however many statements lie between (1100: the path that reads every match)."""
+    from bot.config import FeedConfig
+
+    recent = [
+        Statement(f"r{i}", f"Briefing {i}", "", now - timedelta(hours=i), "") for i in range(12)
+    ]
+    recent += [
+        Statement(f"o{i}", f"Other news {i}", "", now - timedelta(minutes=i), "")
+        for i in range(other_news)
+    ]
+    record_poll(store, config.feeds[0], recent, now)
+    archive = [
+        Statement(f"a{i}", f"Briefing archive {i}", "", now - timedelta(days=400 + i), "")
+        for i in range(80)
+    ]
+    record_poll(store, FeedConfig(name="archive", url="https://e.org/a"), archive, now)
+    assert titles(store, "briefing") == [f"Briefing {i}" for i in range(10)]
