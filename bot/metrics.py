@@ -280,36 +280,38 @@ class DatabaseCollector(Collector):
         fanout: GaugeMetricFamily,
         progress: GaugeMetricFamily,
     ) -> None:
+        # Each query walks an index that holds what it counts (deliveries_due, the unique
+        # (statement_id, subscriber_id) one): ~70 ms with 100,000 rows open (README, Metrics).
         conn.execute("BEGIN")  # one snapshot for every gauge of this scrape
-        counts = dict(
+        open_by_statement = dict(
             conn.execute(
-                "SELECT status, COUNT(*) FROM deliveries WHERE status IN (?, ?, ?) GROUP BY status",
-                [*OPEN, "failed"],
+                "SELECT statement_id, COUNT(*) FROM deliveries WHERE status IN (?, ?) "
+                "GROUP BY statement_id",
+                OPEN,
             ).fetchall()
         )
-        pending.add_metric([], sum(counts.get(s, 0) for s in OPEN))
-        failed.add_metric([], counts.get("failed", 0))
+        ids = list(open_by_statement)
+        rows = 0
+        for start in range(0, len(ids), 500):  # under SQLite's bound-variable limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows += conn.execute(
+                f"SELECT COUNT(*) FROM deliveries WHERE statement_id IN ({marks})", chunk
+            ).fetchone()[0]
+        failures = conn.execute("SELECT COUNT(*) FROM deliveries WHERE status = 'failed'")
+        failed.add_metric([], failures.fetchone()[0])
         for kind, count in conn.execute(
             "SELECT kind, COUNT(*) FROM subscribers WHERE active = 1 GROUP BY kind ORDER BY kind"
         ):
             subscribers.add_metric([kind], count)
-        under_way = conn.execute(
-            "SELECT COUNT(DISTINCT statement_id) FROM deliveries WHERE status IN (?, ?)", OPEN
-        ).fetchone()[0]
-        rows = dict(
-            conn.execute(
-                "SELECT status IN (?, ?), COUNT(*) FROM deliveries WHERE statement_id IN "
-                "(SELECT statement_id FROM deliveries WHERE status IN (?, ?)) "
-                "GROUP BY status IN (?, ?)",
-                [*OPEN, *OPEN, *OPEN],
-            ).fetchall()
-        )
         conn.execute("COMMIT")
-        open_rows, finished = rows.get(1, 0), rows.get(0, 0)
-        statements.add_metric([], under_way)
+        open_rows = sum(open_by_statement.values())
+        finished = rows - open_rows
+        pending.add_metric([], open_rows)
+        statements.add_metric([], len(open_by_statement))
         fanout.add_metric(["finished"], finished)
         fanout.add_metric(["open"], open_rows)
-        progress.add_metric([], finished / (finished + open_rows) if open_rows else 1.0)
+        progress.add_metric([], finished / rows if rows else 1.0)
 
 
 def _readable() -> GaugeMetricFamily:
