@@ -17,7 +17,7 @@ from bot import i18n
 from bot.config import Config
 from bot.counters import clock_readings, long_date, read_counters
 from bot.i18n import t
-from bot.model import ChatSettings, PollOutcome, StoredStatement, StoreStatus
+from bot.model import ChatSettings, FanOutProgress, PollOutcome, StoredStatement, StoreStatus
 from bot.render import (
     MAX_MESSAGE_LENGTH,
     render_counters_reply,
@@ -306,9 +306,14 @@ def settings_command(
 
 
 def status_reply(
-    status: StoreStatus, config: Config, now: datetime, *, language: str | None = None
+    status: StoreStatus,
+    config: Config,
+    now: datetime,
+    *,
+    language: str | None = None,
+    sending: Sequence[FanOutProgress] = (),
 ) -> str:
-    """/status for admins: every feed's health, subscribers, the outbox."""
+    """/status for admins: every feed's health, subscribers, the outbox, fan-outs under way."""
     lang = _lang(config, language)
     lines = [
         t(lang, "status_title", time=f"{now.astimezone(config.timezone):%d.%m.%Y %H:%M}"),
@@ -316,6 +321,7 @@ def status_reply(
         t(lang, "status_statements", count=status.statements),
         t(lang, "status_deliveries", pending=status.pending, failed=status.failed),
     ]
+    lines += [fanout_line(p, lang) for p in sending]
     for feed in status.feeds:
         lines.append("")
         lines.append(f"<b>{html.escape(feed.name, quote=False)}</b>")
@@ -333,6 +339,25 @@ def status_reply(
             lines.append(t(lang, "status_skipped", count=len(feed.skipped)))
             lines += [f"- {html.escape(line[:200], quote=False)}" for line in feed.skipped[:5]]
     return "\n".join(lines)
+
+
+def fanout_line(progress: FanOutProgress, language: str = i18n.DEFAULT_LANGUAGE) -> str:
+    """A fan-out's /status line: sending “Title”: 6,200 of 10,000, 950/s, about 4 s left."""
+    left = progress.seconds_left
+    if left is None:
+        duration = "?"
+    elif left < 90:
+        duration = t(language, "duration_seconds", n=max(1, round(left)))
+    else:
+        duration = t(language, "duration_minutes", n=round(left / 60))
+    return t(language, "status_sending", title=html.escape(progress.title[:80], quote=False),
+             done=_count(progress.done, language), total=_count(progress.total, language),
+             rate=_count(round(progress.rate), language), left=duration)  # fmt: skip
+
+
+def _count(n: int, language: str) -> str:
+    grouped = f"{n:,}"  # 6,200
+    return grouped if language == "en" else grouped.replace(",", "\u00a0")  # 6 200
 
 
 def poll_reply(outcomes: Sequence[PollOutcome], language: str = i18n.DEFAULT_LANGUAGE) -> str:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.metrics import NO_METRICS, Metrics, open_statements
-from bot.model import Delivery
+from bot.model import Delivery, FanOutProgress
 from bot.store import AsyncStore, Store, StoreUnavailable, retry_delay
 
 logger = logging.getLogger(__name__)
@@ -99,6 +99,38 @@ class DrainReport:
 Record = Callable[[Store], object]  # writes one send's outcome; safe to run twice
 
 
+PROGRESS_LOG_EVERY = 10.0  # s between the log's progress lines of a long fan-out
+
+
+@dataclass
+class _FanOut:
+    title: str
+    total: int  # the statement's outbox rows
+    done: int  # of them finished (sent, closed, failed)
+    started: float  # time.monotonic() when this engine took it up
+    done_before: int = 0  # finished before that (a restart mid fan-out)
+
+    def __post_init__(self) -> None:
+        self.done_before = self.done
+
+    def progress(self, now: float) -> FanOutProgress:
+        took = now - self.started
+        rate = (self.done - self.done_before) / took if took > 0 else 0.0
+        return FanOutProgress(self.title, self.done, self.total, rate)
+
+
+def _row_counts(store: Store, statement_ids: list[int]) -> dict[int, tuple[int, int]]:
+    """statement id -> (its outbox rows, of them finished), through the unique index that
+    starts with statement_id."""
+    marks = ",".join("?" * len(statement_ids))
+    rows = store.db.execute(
+        f"SELECT statement_id, COUNT(*), SUM(status NOT IN ('pending', 'sending')) "
+        f"FROM deliveries WHERE statement_id IN ({marks}) GROUP BY statement_id",
+        statement_ids,
+    ).fetchall()
+    return {r[0]: (r[1], r[2] or 0) for r in rows}
+
+
 def _claim(ids: list[int], now: datetime) -> Record:
     """Mark a batch 'sending' in one transaction, before any of it is sent: after a crash these
     rows are sent again, and since a batch holds at most one row per chat, a chat gets at most
@@ -179,6 +211,7 @@ class DeliveryEngine:
         # go on: one transaction for all answers that came in during the previous write).
         self._answered: dict[int, Record] = {}
         self._recorder: asyncio.Task[None] | None = None
+        self._fanouts: dict[int, _FanOut] = {}  # statement id -> its progress (/status, log)
         self._wrote = False  # this drain wrote something: the WAL is worth a checkpoint
 
     def stop(self) -> None:
@@ -197,6 +230,45 @@ class DeliveryEngine:
     def unrecorded(self) -> int:
         """Sends whose outcome is only in memory, waiting for the database."""
         return len(self._unrecorded)
+
+    def progress(self) -> list[FanOutProgress]:
+        """The statements on their way to their chats, for /status."""
+        now = time.monotonic()
+        return [f.progress(now) for f in self._fanouts.values() if f.done < f.total]
+
+    async def _track(self, due: list[Delivery]) -> None:
+        """Count the rows of statements this drain takes up for the first time."""
+        titles = {d.statement.id: d.statement.title for d in due}
+        new = sorted(titles.keys() - self._fanouts.keys())
+        if not new:
+            return
+        try:
+            counts = await self.db.read(lambda s: _row_counts(s, new))
+        except StoreUnavailable:
+            return  # progress is a nicety: the next batch asks again
+        started = time.monotonic()
+        for statement_id, (total, done) in counts.items():
+            self._fanouts[statement_id] = _FanOut(titles[statement_id], total, done, started)
+
+    async def _log_progress(self) -> None:
+        """One line every PROGRESS_LOG_EVERY s while a fan-out goes on."""
+        while True:
+            await asyncio.sleep(PROGRESS_LOG_EVERY)
+            now = time.monotonic()
+            for fanout in list(self._fanouts.values()):
+                if fanout.done < fanout.total:
+                    logger.info("fan-out: %s", fanout.progress(now).line())
+
+    def _forget_finished_fanouts(self) -> None:
+        now = time.monotonic()
+        for statement_id, fanout in list(self._fanouts.items()):
+            if fanout.done >= fanout.total:
+                took = now - fanout.started
+                if took >= PROGRESS_LOG_EVERY:
+                    logger.info("fan-out: “%s” reached %d chats in %.1f s (%.0f/s)",
+                                fanout.title[:80], fanout.total, took,
+                                (fanout.done - fanout.done_before) / took)  # fmt: skip
+                del self._fanouts[statement_id]
 
     async def drain(self) -> DrainReport:
         """Send every due row, one message per chat at a time, oldest statement first."""
@@ -243,6 +315,7 @@ class DeliveryEngine:
         # awaited, whatever another one raised: a send left running unawaited would race the
         # next drain for the same rows.
         running: tuple[list[Delivery], asyncio.Future[list[Any]]] | None = None
+        ticker = asyncio.create_task(self._log_progress(), name="fan-out-progress")
         try:
             while not self._stopping and not self._db_blocked:
                 if self._paused_until and self.clock() < self._paused_until:
@@ -265,13 +338,16 @@ class DeliveryEngine:
                 if not await self._write(_claim([d.id for d in due], self.clock())):
                     break
                 self._forget_old_sends()
+                await self._track(due)
                 sends = asyncio.gather(*(one(d) for d in due), return_exceptions=True)
                 last, running = running, (due, sends)
                 if last is not None:
                     await finish(*last)
         finally:
+            ticker.cancel()
             if running is not None:
                 await finish(*running)
+            self._forget_finished_fanouts()
 
     async def flush(self) -> bool:
         """Write the outcomes still held in memory; True when none is left."""
@@ -403,6 +479,7 @@ class DeliveryEngine:
             outcome = TransientFailure(f"internal error: {type(exc).__name__}: {exc}")
         now = self.clock()
         record: Record
+        finished = True  # this chat is done with the statement (for the fan-out's progress)
         match outcome:
             case Sent(message_id):
                 record = lambda s: s.mark_sent(delivery.id, message_id, now)  # noqa: E731
@@ -427,6 +504,7 @@ class DeliveryEngine:
 
                 report.moved_chats += 1
                 self.metrics.delivered("moved")
+                finished = False
             case Throttled(seconds):
                 logger.warning("flood control: pausing sends for %.1f s (%s)", seconds, where)
                 until = now + timedelta(seconds=seconds)
@@ -437,6 +515,7 @@ class DeliveryEngine:
                     delivery.id, "flood control", until, count_attempt=False
                 )
                 report.retried += 1
+                finished = False
             case TransientFailure(reason) if await self._in_outage(now):
                 # Telegram itself does not answer: not this chat's problem, and an outage must
                 # lose nothing. Everything waits, no attempt spent, and is tried again soon.
@@ -448,12 +527,14 @@ class DeliveryEngine:
                 )
                 report.retried += 1
                 self.metrics.delivered("retried")
+                finished = False
             case TransientFailure(reason) if delivery.attempts + 1 < self.max_attempts:
                 delay = retry_delay(delivery.attempts + 1, self.retry_base, self.retry_cap)
                 logger.warning("delivery of %s failed (%s); retry in %s", where, reason, delay)
                 record = lambda s: s.mark_retry(delivery.id, reason, now + delay)  # noqa: E731
                 report.retried += 1
                 self.metrics.delivered("retried")
+                finished = False
             case TransientFailure(reason) | PermanentFailure(reason):
                 logger.error("delivery of %s failed for good: %s", where, reason)
                 record = lambda s: s.mark_failed(delivery.id, reason)  # noqa: E731
@@ -464,6 +545,9 @@ class DeliveryEngine:
                 )
                 chats.append((sub.chat_id, reason))
         self._record(delivery.id, record)
+        fanout = self._fanouts.get(delivery.statement.id)
+        if finished and fanout is not None:
+            fanout.done += 1
 
     async def _observe_fanouts(self, due: list[Delivery]) -> None:
         """Metrics: a statement none of whose rows is still open has reached every chat; how

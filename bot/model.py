@@ -145,3 +145,24 @@ class StoreStatus:
     pending: int
     failed: int
     feeds: list[FeedState]
+
+
+@dataclass(frozen=True)
+class FanOutProgress:
+    """A statement on its way to its chats, for /status and the log."""
+
+    title: str
+    done: int  # chats that have it (or are gone)
+    total: int
+    rate: float  # messages/s since the engine took it up
+
+    @property
+    def seconds_left(self) -> float | None:
+        return (self.total - self.done) / self.rate if self.rate > 0 else None
+
+    def line(self) -> str:
+        """For the log (English): "sending “Title”: 6,200 of 10,000, 950/s, about 4 s left"."""
+        left = self.seconds_left
+        eta = "no rate yet" if left is None else f"about {left:.0f} s left"
+        return (f"sending “{self.title[:80]}”: {self.done:,} of {self.total:,}, "
+                f"{self.rate:.0f}/s, {eta}")  # fmt: skip

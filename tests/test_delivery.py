@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections import defaultdict
-from collections.abc import Iterator
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from bot.config import FeedConfig
+from bot.config import Config, FeedConfig
 from bot.delivery import (
     ChatAddress,
     ChatGone,
@@ -22,7 +24,7 @@ from bot.delivery import (
     TransientFailure,
 )
 from bot.diff import PollDecision
-from bot.model import Statement
+from bot.model import FanOutProgress, Statement
 from bot.store import AsyncStore, Store
 
 FEED = FeedConfig(name="statements", url="https://example.org/rss")
@@ -346,3 +348,48 @@ async def test_a_batch_stopped_midway_puts_its_unsent_rows_back_without_spending
     assert (await engine.drain()).sent == 3
     rows = store.db.execute("SELECT status, attempts FROM deliveries ORDER BY id").fetchall()
     assert sorted(rows) == [("pending", 0)] * 7 + [("sent", 1)] * 3
+
+
+async def test_a_long_fan_out_shows_its_progress_and_logs_it(
+    db: AsyncStore, store: Store, admins: Admins, clock: Clock, now: datetime,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    monkeypatch.setattr("bot.delivery.PROGRESS_LOG_EVERY", 0.05)
+    for chat in range(1, 41):
+        store.subscribe(chat, "private", now)
+    publish(store, now, 1)
+    seen: list[list[FanOutProgress]] = []
+
+    class Slow(ScriptedSender):
+        async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
+            await asyncio.sleep(0.005)
+            seen.append(engine.progress())
+            return await super().send(chat, html)
+
+    engine = DeliveryEngine(db, Slow(), lambda d: d.statement.title, admins, clock,
+                            concurrency=2, batch=10)  # fmt: skip
+    with caplog.at_level(logging.INFO, logger="bot.delivery"):
+        assert (await engine.drain()).sent == 40
+    [first] = seen[0]
+    assert (first.title, first.total) == ("Statement 1", 40)
+    [later] = seen[-1]
+    assert 30 <= later.done < 40 and later.rate > 0 and later.seconds_left is not None
+    assert engine.progress() == []  # done: nothing under way
+    lines = [r.getMessage() for r in caplog.records if "fan-out: sending" in r.getMessage()]
+    assert lines and "of 40," in lines[0] and "/s" in lines[0]
+
+
+def test_status_shows_a_fan_out_under_way(make_config: Callable[..., Config]) -> None:
+    from bot.commands import status_reply
+    from bot.model import StoreStatus
+
+    config = make_config()
+    status = StoreStatus(statements=3, active_subscribers=10_000, pending=3_800, failed=0,
+                         feeds=[])  # fmt: skip
+    under_way = FanOutProgress("New statement", 6_200, 10_000, 950.0)
+    reply = status_reply(status, config, datetime(2026, 11, 28, tzinfo=UTC), sending=[under_way])
+    assert "sending “New statement”: 6,200 of 10,000, 950/s, about 4 s left" in reply
+    russian = status_reply(status, config, datetime(2026, 11, 28, tzinfo=UTC), language="ru",
+                           sending=[under_way])  # fmt: skip
+    expected = "рассылка «New statement»: 6\u00a0200 из 10\u00a0000, 950/с, осталось около 4 с"  # noqa: RUF001
+    assert expected in russian
