@@ -508,9 +508,10 @@ class DeliveryEngine:
             case Throttled(seconds):
                 logger.warning("flood control: pausing sends for %.1f s (%s)", seconds, where)
                 until = now + timedelta(seconds=seconds)
+                paused_from = max(now, self._paused_until or now)  # overlapping waits count once
                 self._pause(until)
                 self.metrics.delivered("throttled")
-                self.metrics.flood_wait(seconds)
+                self.metrics.flood_wait((until - paused_from).total_seconds())
                 record = lambda s: s.mark_retry(  # noqa: E731
                     delivery.id, "flood control", until, count_attempt=False
                 )

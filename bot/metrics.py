@@ -64,7 +64,8 @@ class Metrics:
         """Time spent in Sender.send for one message."""
 
     def flood_wait(self, seconds: float) -> None:
-        """Telegram's flood control made every send wait this long."""
+        """Telegram's flood control paused every send; `seconds` it added to the pause (0 for
+        an answer that came while an earlier one's pause still ran longer)."""
 
     def fanout_finished(self, seconds: float) -> None:
         """A statement's last open delivery finished, `seconds` after it was recorded."""

@@ -268,6 +268,21 @@ async def test_a_known_run_gives_every_metric_its_value(bot: Bot, now: datetime)
             assert {k for k, _ in labels} <= {"feed", "outcome", "push", "kind", "state", "le"}
 
 
+async def test_overlapping_flood_waits_count_the_time_paused_once(bot: Bot, now: datetime) -> None:
+    for chat in (1, 2):
+        bot.db.writer.subscribe(chat, "private", now)
+    bot.server.set("/feed.xml", rss(1))
+    await bot.service.poller.poll(bot.feed)
+    bot.server.set("/feed.xml", rss(1, 2))
+    await bot.service.poller.poll(bot.feed)
+    bot.sender.script[1] = [Throttled(3.0)]  # both answers come while sends are paused
+    bot.sender.script[2] = [Throttled(5.0)]
+    await bot.service.drain()
+    samples = scrape(bot.port)
+    assert value(samples, "statement_bot_flood_waits_total") == 2
+    assert value(samples, "statement_bot_flood_wait_seconds_total") == 5.0  # not 8
+
+
 async def test_the_scrape_reads_while_the_bot_holds_the_write_lock(bot: Bot, now: datetime) -> None:
     bot.db.writer.subscribe(1, "private", now)
     bot.db.writer.db.execute("BEGIN IMMEDIATE")  # the writer thread mid-transaction
