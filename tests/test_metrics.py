@@ -401,11 +401,14 @@ def test_the_console_bot_serves_metrics_until_it_stops(tmp_path: Path) -> None:
             except OSError:
                 time.sleep(0.1)
                 continue
-            if value(samples, "statement_bot_polls_total", feed="statements", outcome="ok"):
-                break
+            if value(samples, "statement_bot_fanout_duration_seconds_count") == 3:
+                break  # the three announced statements reached the console chat
             time.sleep(0.1)
         assert value(samples, "statement_bot_polls_total", feed="statements", outcome="ok") == 1
         assert recorded(samples, "pushed") == 3
+        assert value(samples, "statement_bot_deliveries_total", outcome="sent") == 3
+        assert value(samples, "statement_bot_fanout_duration_seconds_count") == 3
+        assert value(samples, "statement_bot_pending_deliveries") == 0
         assert value(samples, "statement_bot_subscribers", kind="console") == 1
     finally:
         _, err = proc.communicate("", timeout=30)  # the end of input stops the console
