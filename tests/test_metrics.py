@@ -395,7 +395,7 @@ def test_the_console_bot_serves_metrics_until_it_stops(tmp_path: Path) -> None:
     try:
         samples: Samples = {}
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and proc.poll() is None:
             try:
                 samples = scrape(port)
             except OSError:
@@ -404,6 +404,7 @@ def test_the_console_bot_serves_metrics_until_it_stops(tmp_path: Path) -> None:
             if value(samples, "statement_bot_fanout_duration_seconds_count") == 3:
                 break  # the three announced statements reached the console chat
             time.sleep(0.1)
+        assert samples, f"no metrics from the bot; exit {proc.poll()}"
         assert value(samples, "statement_bot_polls_total", feed="statements", outcome="ok") == 1
         assert recorded(samples, "pushed") == 3
         assert value(samples, "statement_bot_deliveries_total", outcome="sent") == 3
