@@ -1,6 +1,7 @@
 """kill -9 in the middle of fan-outs: is anything lost, is anything sent twice?
 
     python -m bench.kill9 --chats 1000 --points 13
+    python -m bench.kill9 --chats 5000 --points 9 --paid-broadcast   # at 1000/s
 
 For each kill point, a fresh state folder with N subscribers and a baseline poll, then the real
 `statement-bot run` process (Telegram's limits, the fake Bot API and a feed server on
@@ -26,7 +27,7 @@ from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.feed_server import FeedServer, strong_etag
 
 
-def one_point(chats: int, share: float) -> dict[str, float]:
+def one_point(chats: int, share: float, paid: bool = False) -> dict[str, float]:
     base = now_utc() - timedelta(days=30)
     with (
         tempfile.TemporaryDirectory(prefix="bench-kill9-") as tmp,
@@ -35,6 +36,9 @@ def one_point(chats: int, share: float) -> dict[str, float]:
     ):
         root = Path(tmp)
         config = prepare_state(root, feeds, chats, base)
+        if paid:  # [bot] paid_broadcast = true: the fan-out runs at up to 1000/s
+            text = config.read_text(encoding="utf-8")
+            config.write_text(text.replace("[bot]\n", "[bot]\npaid_broadcast = true\n", 1))
         proc = start_bot(config, root, api.base_url, (root / "bot-1.log").open("wb"))
         try:
             api.wait_for_call("getUpdates", 1, timeout=30)
@@ -81,14 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--chats", type=int, default=1000)
     parser.add_argument("--points", type=int, default=13, help="kill points across the fan-out")
+    parser.add_argument(
+        "--paid-broadcast", action="store_true", help="paid_broadcast = true (1000/s)"
+    )
     args = parser.parse_args(argv)
-    print(f"kill -9 during a fan-out to {args.chats} chats, at {args.points} points\n")
+    pace = "paid broadcasts (1000/s)" if args.paid_broadcast else "the free limit (30/s)"
+    print(f"kill -9 during a fan-out to {args.chats} chats at {pace}, at {args.points} points\n")
     print_machine()
     shares = [i / (args.points + 1) for i in range(1, args.points + 1)]
     rows = []
     bad = False
     for share in shares:
-        result = one_point(args.chats, share)
+        result = one_point(args.chats, share, args.paid_broadcast)
         bad |= result["lost"] > 0 or result["most"] > 2
         rows.append((
             f"{share:.0%}", int(result["killed_after"]), int(result["lost"]),
