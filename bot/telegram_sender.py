@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 import warnings
 from collections import deque
@@ -147,6 +148,7 @@ def priority_args(bot: Bot, priority: Priority) -> dict[str, Any]:
 
 
 ChatKey = int | str
+PAID_TICK = 0.01  # s: paid sends leave in groups on these ticks
 
 
 class NotSent(NetworkError):
@@ -268,7 +270,9 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         slot = max(now, self._paid_next)
         self._paid_next = slot + self._paid_interval
         if slot > now:
-            await asyncio.sleep(slot - now)
+            # Woken on 10 ms ticks: the ~10 slots of a tick go out in one turn of the event
+            # loop instead of ten (a wake-up per message cost ~0.3 ms of CPU at 1000/s).
+            await asyncio.sleep(math.ceil(slot / PAID_TICK) * PAID_TICK - now)
 
     @property
     def waiting(self) -> dict[Priority, int]:
