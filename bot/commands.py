@@ -134,7 +134,9 @@ def help_reply(
     table's order (`commands` as (name, description); by default from the command table)."""
     lang = _lang(config, language)
     if commands is None:
-        commands = _wired_menu(lang, admin=is_admin)
+        from bot.command_table import menu  # the table's replies import this module
+
+        commands = menu(lang, admin=is_admin)
     feeds = ", ".join(html.escape(f.title(lang), quote=False) for f in config.feeds)
     lines = [
         t(lang, "help_intro"),
@@ -385,27 +387,3 @@ def _ago(moment: datetime | None, now: datetime, language: str) -> str:
     if seconds < 7200:
         return t(language, "ago_minutes", n=seconds // 60)
     return t(language, "ago_hours", n=seconds // 3600)
-
-
-# TODO(telegram): bot/telegram_bot.py has handlers for these only; once it dispatches from
-# bot.command_table, drop this, PUBLIC_COMMANDS / ADMIN_COMMANDS and help_reply's default, so
-# that menus and /help show every command of the table. Until then they show none that would
-# answer "I don't know that command".
-_TELEGRAM_WIRED = ("start", "stop", "latest", "counters", "help", "status", "poll")
-
-
-def _wired_menu(language: str, *, admin: bool) -> list[tuple[str, str]]:
-    from bot.command_table import menu  # the table's replies import this module
-
-    return [(n, text) for n, text in menu(language, admin=admin) if n in _TELEGRAM_WIRED]
-
-
-def __getattr__(name: str) -> tuple[tuple[str, str], ...]:
-    # The English menus as bot/telegram_bot.py still reads them, from the command table.
-    if name in ("PUBLIC_COMMANDS", "ADMIN_COMMANDS"):
-        public = _wired_menu(i18n.DEFAULT_LANGUAGE, admin=False)
-        admin = _wired_menu(i18n.DEFAULT_LANGUAGE, admin=True)
-        if name == "PUBLIC_COMMANDS":
-            return tuple(public)
-        return tuple(c for c in admin if c not in public)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

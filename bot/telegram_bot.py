@@ -1,28 +1,43 @@
 """The Telegram edge: the token, the Application, thin command handlers, and the run loop.
 
-Handlers only find out who asks and where, then pass on the replies of bot.commands.
+Handlers only find out who asks and where, then pass on the replies of bot.command_table; the
+handlers themselves are made from that table (add_handlers).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import hashlib
 import html
 import inspect
 import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from telegram import Bot, BotCommand, BotCommandScopeChat, LinkPreviewOptions, Message, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    BotCommandScopeChat,
+    Chat,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+    Update,
+)
 from telegram.constants import ChatMemberStatus, ChatType, FloodLimit, ParseMode
-from telegram.error import Forbidden, InvalidToken, TelegramError
+from telegram.error import BadRequest, Forbidden, InvalidToken, TelegramError
 from telegram.ext import (
     Application,
     BaseUpdateProcessor,
+    CallbackQueryHandler,
     CommandHandler,
     ContextTypes,
     Defaults,
@@ -30,12 +45,13 @@ from telegram.ext import (
     filters,
 )
 
-from bot import commands
+from bot import command_table, commands, i18n
+from bot.command_table import COMMANDS, Access, ChatRef, Request
 from bot.config import Config
 from bot.fetch import make_client
 from bot.logs import secret_filter
 from bot.metrics import metrics_for
-from bot.model import StoredStatement
+from bot.model import ChatSettings, PollOutcome
 from bot.service import Service, utc_now
 from bot.store import CONSOLE_CHAT_ID, AsyncStore, Store, StoreUnavailable
 from bot.telegram_request import AiohttpRequest
@@ -85,7 +101,7 @@ def read_token(env: Mapping[str, str] | None = None) -> str:
 
 
 class Handlers:
-    """Every update the bot reacts to; one method per command."""
+    """Every update the bot reacts to: the command table's commands and the settings buttons."""
 
     def __init__(self, config: Config, db: AsyncStore, service: Service) -> None:
         self.config = config
@@ -93,95 +109,76 @@ class Handlers:
         self.service = service
         self._last_notice: dict[str, float] = {}  # error type -> time.monotonic() of its notice
 
-    async def start(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/start: subscribe this chat (or topic) and show the newest statement."""
-        message, chat = update.effective_message, update.effective_chat
-        if message is None or chat is None:
+    async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """Any command of bot.command_table: check who may, then send its reply in the chat's
+        language. Bot-admin commands reach this only from the admins (a filter on their ids)."""
+        message, chat, user = update.effective_message, update.effective_chat, update.effective_user
+        if message is None or chat is None or not message.text:
             return
-        if not await self._may_manage(update, context):
-            await self._reply(message, commands.group_admins_only_reply("subscribe"))
+        command = command_table.find(message.text.split()[0])
+        if command is None:
             return
-        now = utc_now()
-        title = chat.title or chat.username or chat.full_name or ""
-        thread_id = message.message_thread_id if message.is_topic_message else None
-
-        def subscribe(s: Store) -> tuple[bool, list[StoredStatement]]:
-            newly = s.subscribe(chat.id, chat.type, now, title=title, thread_id=thread_id)
-            return newly, s.latest(1)
-
-        newly, newest = await self.db.write(subscribe)
-        if newly:
-            logger.info("chat %s (%s) subscribed", chat.id, chat.type)
-        reply = commands.start_reply(newly, newest[0] if newest else None, self.config, now)
+        where = _chat_ref(chat, message)
+        code = user.language_code if user else None
+        language = await command_table.language_of(self.db, where, code, self.config)
+        if command.access is Access.CHAT_ADMINS and not await self._may_manage(update, context):
+            action = _REFUSED.get(command.name, "settings")
+            await self._reply(message, commands.group_admins_only_reply(action, language))
+            return
+        if command.access is Access.CHAT_ADMINS:
+            logger.info("chat %s (%s): /%s", chat.id, chat.type, command.name)
+        if command.name == "settings" and not context.args:
+            text, keyboard = await self._settings_view(where, language)
+            await self._reply(message, text, keyboard)
+            return
+        if command.access is Access.BOT_ADMINS and chat.type != ChatType.PRIVATE and user:
+            # The answer goes to the admin's private chat: in that chat's language.
+            mine = ChatRef(user.id, ChatType.PRIVATE)
+            private = await command_table.language_of(self.db, mine, code, self.config)
+            request = self._request(update, context, where, private)
+            await self._to_admin(update, context, await command_table.answer(command.name, request),
+                                 language)  # fmt: skip
+            return
+        reply = await command_table.answer(
+            command.name, self._request(update, context, where, language)
+        )
         await self._reply(message, reply)
 
-    async def stop(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/stop: unsubscribe this chat."""
-        message, chat = update.effective_message, update.effective_chat
-        if message is None or chat is None:
-            return
-        if not await self._may_manage(update, context):
-            await self._reply(message, commands.group_admins_only_reply("unsubscribe"))
-            return
-        now = utc_now()
-        was_active = await self.db.write(lambda s: s.deactivate(chat.id, "/stop", now))
-        if was_active:
-            logger.info("chat %s unsubscribed", chat.id)
-        await self._reply(message, commands.stop_reply(was_active))
+    def _request(
+        self,
+        update: Update,
+        context: ContextTypes.DEFAULT_TYPE,
+        where: ChatRef,
+        language: str,
+    ) -> Request:
+        user = update.effective_user
 
-    async def latest(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/latest [N]: the newest statement, or a list of the newest N."""
-        if update.effective_message:
-            now, args = utc_now(), context.args or []
-            reply = await self.db.read(lambda s: commands.latest_reply(s, self.config, now, args))
-            await self._reply(update.effective_message, reply)
+        async def poll() -> Sequence[PollOutcome]:
+            return await self.service.poll_all(force=True)
 
-    async def counters(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/counters: the date, the clocks and the day counters."""
-        if update.effective_message:
-            await self._reply(
-                update.effective_message, commands.counters_reply(self.config, utc_now())
-            )
-
-    async def help(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/help: what the bot does and its commands."""
-        message, chat = update.effective_message, update.effective_chat
-        if message and chat:
-            # In a group, listing the admin commands would tell everyone who the admins are.
-            is_admin = self._is_admin(update) and chat.type == ChatType.PRIVATE
-            await self._reply(message, commands.help_reply(self.config, is_admin=is_admin))
-
-    # /status and /poll reach these only from admins (a filter on their ids, add_handlers);
-    # anyone else's fall through to `unknown`.
-
-    async def status(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/status (admins): feeds, subscribers, deliveries."""
-        status = await self.db.read(lambda s: s.status())
-        reply = commands.status_reply(status, self.config, utc_now())
-        await self._to_admin(update, context, reply, "the status")
-
-    async def poll(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        """/poll (admins): poll every feed now."""
-        reply = commands.poll_reply(await self.service.poll_all(force=True))
-        await self._to_admin(update, context, reply, "the poll results")
+        return Request(
+            self.config, self.db, where, utc_now(), language, tuple(context.args or ()),
+            user_language_code=user.language_code if user else None,
+            is_bot_admin=self._is_admin(update), poll=poll,
+        )  # fmt: skip
 
     async def _to_admin(
-        self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, what: str
+        self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, language: str
     ) -> None:
-        """The answer to an admin command goes to the admin's private chat, never to a group,
-        where every member would read the subscriber counts and feed errors."""
-        message, chat, user = update.effective_message, update.effective_chat, update.effective_user
-        if message is None or chat is None or user is None:
-            return
-        if chat.type == ChatType.PRIVATE:
-            await self._reply(message, text)
+        """The answer to an admin command asked in a group goes to the admin's private chat,
+        never to the group, where every member would read the subscriber counts and feed
+        errors; the group gets one line in its language."""
+        message, user = update.effective_message, update.effective_user
+        if message is None or user is None:
             return
         try:
             await _send(context.bot, user.id, text)
         except Forbidden:  # the admin never opened a private chat with the bot (or blocked it)
-            await self._reply(message, open_private_chat_reply(context.bot.username))
+            await self._reply(
+                message, commands.open_private_chat_reply(context.bot.username, language)
+            )
             return
-        await self._reply(message, sent_privately_reply(what))
+        await self._reply(message, commands.sent_privately_reply(language))
 
     async def unknown(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Any other command addressed to this bot gets a short hint."""
@@ -194,7 +191,72 @@ class Handlers:
             return  # meant for another bot in the group
         if chat.type != ChatType.PRIVATE and not addressed_to:
             return  # an unaddressed /command in a group may be for another bot
-        await self._reply(message, commands.unknown_command_reply())
+        await self._reply(message, commands.unknown_command_reply(await self._language(update)))
+
+    # ---- /settings: one message, its buttons edit it in place ---------------------------------
+
+    async def _settings_view(
+        self, where: ChatRef, language: str
+    ) -> tuple[str, InlineKeyboardMarkup]:
+        """The settings message of a chat and its keyboard, in `language`."""
+
+        def current(s: Store) -> tuple[ChatSettings, bool]:
+            subscriber = s.subscriber(where.chat_id)
+            return s.chat_settings(where.chat_id), bool(subscriber and subscriber.active)
+
+        settings, subscribed = await self.db.read(current)
+        text = commands.settings_reply(settings, self.config, language, subscribed=subscribed)
+        return text, settings_keyboard(settings, self.config, language, where.chat_id)
+
+    async def settings_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        """A press on the settings keyboard: change one setting, edit the message in place.
+
+        The callback data is the client's to forge: it is parsed, checked against the chat the
+        message is in and the configured feeds, and the presser must be allowed; anything else
+        gets a short answer and changes nothing."""
+        query = update.callback_query
+        if query is None:
+            return
+        message = query.message
+        press = parse_settings_data(query.data or "")
+        if not isinstance(message, Message) or press is None or press.chat_id != message.chat.id:
+            await query.answer(i18n.t(i18n.language_of_user(query.from_user.language_code),
+                                      "settings_stale"))  # fmt: skip
+            return
+        where = _chat_ref(message.chat, message)
+        language = await command_table.language_of(
+            self.db, where, query.from_user.language_code, self.config
+        )
+        if where.kind != ChatType.PRIVATE and not await _is_chat_admin(
+            context.bot, message.chat.id, query.from_user.id
+        ):
+            await query.answer(commands.group_admins_only_reply("settings", language))
+            return
+        now = utc_now()
+
+        def change(s: Store) -> tuple[ChatSettings | None, str | None]:
+            # Read and write in one turn of the writer: two admins pressing at once both count.
+            settings = s.chat_settings(where.chat_id)
+            new, notice = apply_press(settings, press, self.config)
+            if new is not None and new != settings:
+                s.save_settings(where.chat_id, new, now, kind=where.kind, title=where.title,
+                                thread_id=where.thread_id)  # fmt: skip
+            return new, notice
+
+        new, notice = await self.db.write(change)
+        if new is None:
+            await query.answer(i18n.t(language, notice or "settings_stale"))
+            return
+        language = commands.chat_language(
+            new.language, where.kind, query.from_user.language_code, self.config
+        )
+        await query.answer(i18n.t(language, "settings_saved"))
+        text, keyboard = await self._settings_view(where, language)
+        try:
+            await query.edit_message_text(text, reply_markup=keyboard)
+        except BadRequest as exc:
+            if "not modified" not in exc.message.lower():
+                raise  # a press that changed nothing visible (the language it already had)
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log with context; the user gets one line, the admins the error's name and text."""
@@ -213,7 +275,8 @@ class Handlers:
             logger.error("update %s in chat %s failed", update.update_id, chat_id, exc_info=error)
         if update.effective_message:
             with contextlib.suppress(TelegramError):
-                await self._reply(update.effective_message, commands.failure_reply())
+                failure = commands.failure_reply(await self._language(update))
+                await self._reply(update.effective_message, failure)
         kind = type(error).__name__
         last = self._last_notice.get(kind)
         if last is not None and time.monotonic() - last < ERROR_NOTICE_EVERY:
@@ -222,6 +285,18 @@ class Handlers:
         await self.service.notify_admins(
             f"Error handling update {update.update_id} in chat {chat_id}: {kind}: {error}"
         )
+
+    async def _language(self, update: Update) -> str:
+        """The chat's language; bot.language when even that cannot be read."""
+        chat, user = update.effective_chat, update.effective_user
+        if chat is None:
+            return self.config.language
+        code = user.language_code if user else None
+        try:
+            where = _chat_ref(chat, update.effective_message)
+            return await command_table.language_of(self.db, where, code, self.config)
+        except Exception:  # the database is what failed: answer anyway
+            return self.config.language
 
     def _is_admin(self, update: Update) -> bool:
         user = update.effective_user
@@ -238,33 +313,136 @@ class Handlers:
             return True  # only administrators can post in a channel
         if user is None:
             return False
-        member = await context.bot.get_chat_member(chat.id, user.id)
-        return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+        return await _is_chat_admin(context.bot, chat.id, user.id)
 
-    async def _reply(self, message: Message, text: str) -> None:
+    async def _reply(
+        self, message: Message, text: str, keyboard: InlineKeyboardMarkup | None = None
+    ) -> None:
         thread_id = message.message_thread_id if message.is_topic_message else None
-        await _send(message.get_bot(), message.chat_id, text, thread_id)
+        await _send(message.get_bot(), message.chat_id, text, thread_id, keyboard)
 
 
-async def _send(bot: Bot, chat_id: int, text: str, thread_id: int | None = None) -> None:
+# What a non-admin's /start, /stop or /settings in a group is refused as.
+_REFUSED = {"start": "subscribe", "stop": "unsubscribe"}
+
+
+def _chat_ref(chat: Chat, message: Message | None) -> ChatRef:
+    thread_id = message.message_thread_id if message and message.is_topic_message else None
+    title = chat.title or chat.username or chat.full_name or ""
+    return ChatRef(chat.id, chat.type, title, thread_id)
+
+
+async def _is_chat_admin(bot: Bot, chat_id: int, user_id: int) -> bool:
+    member = await bot.get_chat_member(chat_id, user_id)
+    return member.status in (ChatMemberStatus.ADMINISTRATOR, ChatMemberStatus.OWNER)
+
+
+async def _send(
+    bot: Bot,
+    chat_id: int,
+    text: str,
+    thread_id: int | None = None,
+    keyboard: InlineKeyboardMarkup | None = None,
+) -> None:
     """An answer to someone who is waiting for it: ahead of pushes in the rate limiter."""
     await bot.send_message(
         chat_id=chat_id,
         text=text,
         message_thread_id=thread_id,
+        reply_markup=keyboard,
         **priority_args(bot, Priority.REPLY),
     )
 
 
-# Telegram-only wording (the console has no groups); TODO(lead): move next to the others in
-# commands.py.
-def sent_privately_reply(what: str) -> str:
-    return f"Sent you {what} in a private chat."
+# ---- the settings keyboard's callback data --------------------------------------------------
+# "s:<chat id>:<op>:<arg>", at most 64 bytes (Telegram's limit): f1/f0 turn a section on/off
+# (arg: the feed's token), q1/q0 silent pushes on/off, l a language. Each press names the state
+# it asks for, so a press on an old keyboard does what its label said, never the opposite.
+SETTINGS_PREFIX = "s:"
+MAX_CALLBACK_DATA = 64
+_FEED_TOKEN_LENGTH = 40  # room for "s:-1001234567890123:f1:" within 64 bytes
 
 
-def open_private_chat_reply(bot_username: str | None) -> str:
-    who = f"@{bot_username}" if bot_username else "me"
-    return f"Admin answers go to a private chat: open one with {who}, send /start, then ask again."
+@dataclass(frozen=True)
+class SettingsPress:
+    chat_id: int
+    op: str
+    arg: str
+
+
+def feed_token(name: str) -> str:
+    """The feed's name, or a hash of a long one: callback data holds at most 64 bytes."""
+    if len(name.encode()) <= _FEED_TOKEN_LENGTH and not name.startswith("#"):
+        return name
+    return "#" + hashlib.sha256(name.encode()).hexdigest()[:16]
+
+
+def settings_data(chat_id: int | str, op: str, arg: str = "") -> str:
+    data = f"{SETTINGS_PREFIX}{chat_id}:{op}:{arg}"
+    assert len(data.encode()) <= MAX_CALLBACK_DATA, data
+    return data
+
+
+def parse_settings_data(data: str) -> SettingsPress | None:
+    """The press a callback's data names, or None for anything the keyboard never sent."""
+    parts = data.split(":", 3)
+    if len(parts) != 4 or parts[0] + ":" != SETTINGS_PREFIX or parts[2] not in _OPS:
+        return None
+    try:
+        chat_id = int(parts[1])
+    except ValueError:
+        return None
+    return SettingsPress(chat_id, parts[2], parts[3])
+
+
+_OPS = ("f1", "f0", "q1", "q0", "l")
+
+
+def apply_press(
+    settings: ChatSettings, press: SettingsPress, config: Config
+) -> tuple[ChatSettings | None, str | None]:
+    """The settings after a press, or None and the catalog key of the notice to answer."""
+    if press.op in ("f1", "f0"):
+        feed = next((f.name for f in config.feeds if feed_token(f.name) == press.arg), None)
+        if feed is None:
+            return None, "settings_stale"  # a feed since removed, or forged
+        on = set(commands.sections_on(settings, config))
+        on = on | {feed} if press.op == "f1" else on - {feed}
+        new = commands.choose_sections(settings, on, config)
+        return (new, None) if new is not None else (None, "settings_last_section")
+    if press.op in ("q1", "q0"):
+        return dataclasses.replace(settings, silent=press.op == "q1"), None
+    if press.arg in i18n.CATALOGS:
+        return dataclasses.replace(settings, language=press.arg), None
+    return None, "settings_stale"
+
+
+def settings_keyboard(
+    settings: ChatSettings, config: Config, language: str, chat_id: int | str
+) -> InlineKeyboardMarkup:
+    """One button per section (✅ on), the sound, the languages (✓ the chat's)."""
+    on = set(commands.sections_on(settings, config))
+    rows = [
+        [InlineKeyboardButton(
+            f"{'✅' if f.name in on else '⬜'} {f.title(language)}",
+            callback_data=settings_data(chat_id, "f0" if f.name in on else "f1",
+                                        feed_token(f.name)),
+        )]
+        for f in config.feeds
+    ]  # fmt: skip
+    sound = "settings_sound_off" if settings.silent else "settings_sound_on"
+    rows.append([InlineKeyboardButton(
+        i18n.t(language, sound),
+        callback_data=settings_data(chat_id, "q0" if settings.silent else "q1"),
+    )])  # fmt: skip
+    rows.append([
+        InlineKeyboardButton(
+            ("✓ " if code == language else "") + i18n.language_name(code),
+            callback_data=settings_data(chat_id, "l", code),
+        )
+        for code in i18n.LANGUAGES
+    ])  # fmt: skip
+    return InlineKeyboardMarkup(rows)
 
 
 class PerChatOrder(BaseUpdateProcessor):
@@ -347,16 +525,16 @@ def build_application(
 def add_handlers(app: Application, handlers: Handlers) -> None:
     """Everything the bot reacts to, in order."""
     new = filters.UpdateType.MESSAGE  # not edits: editing an old /poll must not run it again
-    app.add_handler(CommandHandler("start", handlers.start, new))
-    app.add_handler(CommandHandler("stop", handlers.stop, new))
-    app.add_handler(CommandHandler("latest", handlers.latest, new))
-    app.add_handler(CommandHandler("counters", handlers.counters, new))
-    app.add_handler(CommandHandler("help", handlers.help, new))
-    # Only the admins' ids reach these; anyone else's /status falls through to `unknown`.
+    # Only the admins' ids reach bot-admin commands; anyone else's /status falls through to
+    # `unknown`, as if there were no such command.
     admins = filters.User(user_id=handlers.config.admins)  # no admins: matches nobody
-    app.add_handler(CommandHandler("status", handlers.status, new & admins))
-    # A slow feed can hold /poll for a while; the admin's other commands must not wait on it.
-    app.add_handler(CommandHandler("poll", handlers.poll, new & admins, block=False))
+    for command in COMMANDS:
+        allowed = new & admins if command.access is Access.BOT_ADMINS else new
+        # A slow command (a poll of a slow feed) must not hold up the chat's next command.
+        app.add_handler(
+            CommandHandler(command.name, handlers.command, allowed, block=not command.slow)
+        )
+    app.add_handler(CallbackQueryHandler(handlers.settings_button, pattern=f"^{SETTINGS_PREFIX}"))
     app.add_handler(MessageHandler(new & filters.COMMAND, handlers.unknown))  # after all others
     app.add_error_handler(handlers.on_error)
 
@@ -483,14 +661,24 @@ async def _until_stopped_or_revoked(app: Application, stop: asyncio.Event, every
 
 
 async def _register_commands(app: Application, config: Config) -> None:
-    """Everyone's menu shows the public commands; each admin's private chat shows theirs too."""
-    await app.bot.set_my_commands([BotCommand(n, t) for n, t in commands.PUBLIC_COMMANDS])
-    admin_menu = [BotCommand(n, t) for n, t in commands.PUBLIC_COMMANDS + commands.ADMIN_COMMANDS]
+    """Everyone's menu shows the public commands; each admin's private chat shows theirs too.
+    One menu per language (Telegram picks it by the user's app language); without a
+    language_code, English, for every other language."""
+    languages: list[str | None] = [None, *i18n.LANGUAGES]
+    for code in languages:
+        menu = command_table.menu(code or i18n.DEFAULT_LANGUAGE)
+        await app.bot.set_my_commands([BotCommand(n, t) for n, t in menu], language_code=code)
     for admin in config.admins:
-        try:
-            await app.bot.set_my_commands(admin_menu, scope=BotCommandScopeChat(admin))
-        except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
-            logger.warning("could not set the admin menu for %s: %s", admin, exc)
+        for code in languages:
+            menu = command_table.menu(code or i18n.DEFAULT_LANGUAGE, admin=True)
+            buttons = [BotCommand(n, t) for n, t in menu]
+            try:
+                await app.bot.set_my_commands(
+                    buttons, scope=BotCommandScopeChat(admin), language_code=code
+                )
+            except TelegramError as exc:  # e.g. the admin never opened a chat with the bot
+                logger.warning("could not set the admin menu for %s: %s", admin, exc)
+                break
 
 
 def _sync_subscribers(config: Config, store: Store) -> None:

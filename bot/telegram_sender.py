@@ -110,6 +110,8 @@ class TelegramSender:
         params: dict[str, Any] = {"chat_id": chat.chat_id, "text": html, **self._params}
         if chat.thread_id is not None:
             params["message_thread_id"] = chat.thread_id
+        if chat.silent:  # the chat chose silent pushes in /settings
+            params["disable_notification"] = True
         try:
             # do_api_request, not send_message: the same request, errors and rate limiter, but
             # the answer stays a dict. Building a Message object from each answer was a fifth

@@ -4,6 +4,8 @@ python-telegram-bot's own HTTP stack talks to the fake; every bot process's log 
 the token when it ends.
 """
 
+# ruff: noqa: RUF001 - Russian replies are checked word for word
+
 from __future__ import annotations
 
 import asyncio
@@ -15,20 +17,22 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from telegram.ext import ExtBot
 
 from bot import commands
+from bot.command_table import menu
 from bot.config import Config
 from bot.delivery import ChatAddress
 from bot.store import Store
 from bot.telegram_bot import build_application
 from bot.telegram_sender import Priority, TelegramSender, priority_args
 from tests.conftest import GLUSHKOV, SALISBURY, SAMPLES, build_config
-from tests.fakes.bot_api import FakeBotAPI, SentMessage
+from tests.fakes.bot_api import FakeBotAPI, JSONDict, SentMessage
 from tests.fakes.feed_server import FeedServer
 
 TOKEN = "123456:AAH-statement-bot-test-token-0123456789"
@@ -56,7 +60,18 @@ def feed_with_extra_item(number: int, title: str) -> bytes:
 class BotProcess:
     """`statement-bot run` in a subprocess, its log kept in a file."""
 
-    def __init__(self, root: Path, api: FakeBotAPI, feed_url: str, **bot_keys: object) -> None:
+    def __init__(
+        self,
+        root: Path,
+        api: FakeBotAPI,
+        feed_url: str,
+        *,
+        feed_toml: str = "",
+        counters_toml: str | None = None,
+        **bot_keys: object,
+    ) -> None:
+        """`feed_toml` follows the first feed's keys (more of its keys, more [[feeds]]);
+        `counters_toml` replaces the two English counters."""
         self.root = root
         self.api = api
         self.config = root / "config" / "bot.toml"
@@ -75,9 +90,12 @@ class BotProcess:
         }
         lines = ["[bot]", *(f"{k} = {_toml(v)}" for k, v in keys.items())]
         lines += ["[[feeds]]", 'name = "statements"', f'url = "{feed_url}"', "interval = 1",
-                  "jitter = 0"]  # fmt: skip
-        for since, text in (("2018-03-04", SALISBURY), ("2018-03-12", GLUSHKOV)):
-            lines += ["[[counters]]", f"since = {since}", f"text = {_toml(text)}"]
+                  "jitter = 0", feed_toml]  # fmt: skip
+        if counters_toml is not None:
+            lines.append(counters_toml)
+        else:
+            for since, text in (("2018-03-04", SALISBURY), ("2018-03-12", GLUSHKOV)):
+                lines += ["[[counters]]", f"since = {since}", f"text = {_toml(text)}"]
         self.config.parent.mkdir(parents=True, exist_ok=True)
         self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -200,7 +218,7 @@ def test_private_chat_subscribes_gets_new_statements_once_in_order_and_unsubscri
 ) -> None:
     start_bot()
     commands = [c["command"] for c in api.commands()]
-    assert commands == ["start", "stop", "latest", "counters", "help"]
+    assert commands == ["start", "stop", "latest", "search", "counters", "settings", "help"]
     admin_menu = api.commands(scope={"type": "chat", "chat_id": ADMIN})
     assert [c["command"] for c in admin_menu] == [*commands, "status", "poll"]
 
@@ -647,7 +665,7 @@ def test_admin_commands_in_a_group_are_answered_in_private(
     api.set_chat(group, chat_type="group", title="Readers")
     start_bot()
     [note] = say(api, group, f"/status@{BOT_NAME}", user_id=ADMIN)
-    assert note.text == "Sent you the status in a private chat."
+    assert note.text == commands.sent_privately_reply()
     [status] = api.wait_for_messages(1, chat_id=ADMIN)
     assert "Subscribers: 0" in status.text
     for command in ("/status", "/poll"):
@@ -665,7 +683,8 @@ def test_admin_commands_in_a_group_are_answered_in_private(
     )
     assert len(api.sent_messages(ADMIN)) == 1
     group_texts = "\n".join(m.text for m in api.sent_messages(group))
-    assert "Subscribers" not in group_texts and "statements: " not in group_texts
+    assert "Subscribers" not in group_texts
+    assert not re.search(r"^statements: ", group_texts, re.M)  # /poll's line for the feed
 
 
 @pytest.mark.slow
@@ -686,3 +705,198 @@ def test_a_locked_database_costs_one_line_and_reads_still_answer(
     [ok] = say(api, 1014, "/start")
     assert ok.text.startswith("Subscribed.")
     assert "database unavailable: database is locked" in bot.log
+
+
+# ---- /settings, languages, /search (issue 11) -----------------------------------------------
+
+INFORMS_TOML = """title = { en = "Statements", ru = "Заявления" }
+[[feeds]]
+name = "informs"
+url = "{url}"
+interval = 1
+jitter = 0
+title = { en = "Embassy informs", ru = "Посольство информирует" }
+"""
+
+
+def small_rss(*numbers: int) -> bytes:
+    """An RSS feed of "Notice N" items, the highest number the newest."""
+    items = "".join(
+        f"<item><title>Notice {n}</title><link>https://example.org/informs/{n}</link>"
+        f"<guid>https://example.org/informs/{n}</guid>"
+        f"<pubDate>Thu, 28 Oct 2021 {n % 24:02d}:00:00 +0000</pubDate></item>"
+        for n in sorted(numbers, reverse=True)
+    )
+    head = '<?xml version="1.0"?><rss version="2.0"><channel><title>Informs</title>'
+    return f"{head}{items}</channel></rss>".encode()
+
+
+def baselines_done(root: Path, feeds: int) -> bool:
+    conn = sqlite3.connect(root / "state" / "bot.sqlite3", timeout=5)
+    try:
+        return conn.execute("SELECT COUNT(*) FROM feeds WHERE baseline_done").fetchone()[0] == feeds
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        conn.close()
+
+
+def press(api: FakeBotAPI, chat_id: int, message_id: int, label: str, **kw: object) -> JSONDict:
+    """Press the button whose text contains `label`; return the callback query's answer."""
+    [data] = [d for row in api.buttons(chat_id, message_id) for t, d in row if label in t]
+    query = api.push_callback_query(chat_id, message_id, data, **kw)  # type: ignore[arg-type]
+    return api.wait_for_callback_answer(query)
+
+
+@pytest.fixture
+def two_feeds(
+    start_bot: Callable[..., BotProcess], feeds: FeedServer, tmp_path: Path
+) -> Callable[..., BotProcess]:
+    """A bot with two sections: "statements" (the embassy sample) and "informs"."""
+    feeds.set("/informs.xml", small_rss(1), content_type=RSS_TYPE)
+
+    def start(**keys: object) -> BotProcess:
+        toml = INFORMS_TOML.replace("{url}", feeds.url("/informs.xml"))
+        bot = start_bot(feed_toml=toml, **keys)
+        wait_until(lambda: baselines_done(tmp_path, 2), "the first poll of both feeds")
+        return bot
+
+    return start
+
+
+@pytest.mark.slow
+def test_settings_buttons_edit_one_message_and_apply_to_what_is_recorded_next(
+    two_feeds: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer, tmp_path: Path
+) -> None:
+    two_feeds()
+    chat = 1101
+    say(api, chat, "/start")
+    [shown] = say(api, chat, "/settings")
+    assert shown.text.startswith("<b>Settings of this chat</b>\nSections: Statements, Embassy")
+    keyboard = api.buttons(chat, shown.message_id)
+    assert [t for row in keyboard for t, _ in row] == [
+        "✅ Statements", "✅ Embassy informs", "🔔 Sound: on", "✓ English", "Русский",
+    ]  # fmt: skip
+    assert all(len(d.encode()) <= 64 for row in keyboard for _, d in row)
+    sent = len(api.sent_messages(chat))
+
+    # An informs statement queued for the chat (held up by a flood wait) before the change...
+    api.fail_chat(chat, "flood", times=1, retry_after=3)
+    feeds.set("/informs.xml", small_rss(1, 2), content_type=RSS_TYPE)
+    wait_until(lambda: "Notice 2" in stored_titles(tmp_path), "Notice 2 recorded")
+    assert press(api, chat, shown.message_id, "Embassy informs")["text"] == "Saved."
+    wait_until(lambda: len(api.edits) == 1, "the edit")
+    assert "\nSections: Statements\n" in api.bot_message(chat, shown.message_id)["text"]
+    # ...the last section stays on: the press is answered and nothing changes.
+    assert press(api, chat, shown.message_id, "Statements")["text"] == (
+        "At least one section stays on."
+    )
+    press(api, chat, shown.message_id, "Sound")
+    wait_until(lambda: len(api.edits) == 2, "the second edit")
+    assert "🔕" in str(api.buttons(chat, shown.message_id))
+
+    # After it: only the sections on, silently; the queued one still comes.
+    feeds.set("/informs.xml", small_rss(1, 2, 3), content_type=RSS_TYPE)
+    feeds.set("/feed.xml", feed_with_extra_item(7020, "After settings"), content_type=RSS_TYPE)
+    wait_until(lambda: {"Notice 3", "After settings"} <= set(stored_titles(tmp_path)), "polls")
+    api.wait_for_messages(sent + 4, chat_id=chat, timeout=20)
+    time.sleep(1.5)  # and nothing more
+    pushes = api.sent_messages(chat)[sent:]
+    assert sorted(titles(pushes)) == sorted(["Notice 2", *NEW_TITLES, "After settings"])
+    assert all(m.params.get("disable_notification") is True for m in pushes)
+    assert len(api.edits) == 2 and api.calls_to("answerCallbackQuery")  # no message per press
+
+
+@pytest.mark.slow
+def test_in_groups_only_admins_change_settings_and_forged_presses_change_nothing(
+    two_feeds: Callable[..., BotProcess], api: FakeBotAPI
+) -> None:
+    group, other = -2101, -2102
+    for chat in (group, other):
+        api.set_chat(chat, chat_type="group", title="Readers")
+        api.set_admins(chat, [501])
+    two_feeds()
+    [refused] = say(api, group, f"/settings@{BOT_NAME}", user_id=600)
+    assert refused.text == "Only the group's administrators can change its settings."
+    [shown] = say(api, group, f"/settings@{BOT_NAME}", user_id=501)
+    mid = shown.message_id
+    assert "This chat is not subscribed" in shown.text  # settings before /start are kept
+
+    answer = press(api, group, mid, "Embassy informs", user_id=600)
+    assert answer["text"] == "Only the group's administrators can change its settings."
+    stale = "This button is out of date: send /settings again."
+    for data in (f"s:{other}:f0:informs", f"s:{group}:f0:nope", f"s:{group}:l:xx", "s:9:zz:",
+                 "s:", f"s:{group}:q1"):  # fmt: skip
+        query = api.push_callback_query(group, mid, data, user_id=501)
+        assert api.wait_for_callback_answer(query)["text"] == stale, data
+    # A press on another chat's message (forged: that message has no such button).
+    query = api.push_callback_query(other, 0, f"s:{group}:q1:", user_id=501,
+                                    message=api.bot_message(group, mid) | {"chat": {
+                                        "id": other, "type": "group", "title": "x"}})  # fmt: skip
+    assert api.wait_for_callback_answer(query)["text"] == stale
+    assert api.edits == []
+
+    assert press(api, group, mid, "Русский", user_id=501)["text"] == "Сохранено."
+    wait_until(lambda: len(api.edits) == 1, "the edit")
+    edited = api.bot_message(group, mid)
+    assert edited["text"].startswith("<b>Настройки этого чата</b>\nРазделы: Заявления, Посольство")
+    assert [t for row in api.buttons(group, mid) for t, _ in row][-2:] == ["English", "✓ Русский"]
+    press(api, group, mid, "Русский", user_id=501)  # changes nothing: no edit, no error
+    [counters] = say(api, group, f"/counters@{BOT_NAME}", user_id=600)
+    assert "Москва: " in counters.text
+    assert len(api.edits) == 1
+    assert [m.message_id for m in api.sent_messages(group)].count(mid) == 1
+
+
+@pytest.mark.slow
+def test_a_russian_user_is_answered_in_russian_with_plural_days_and_russian_menus(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI
+) -> None:
+    since = datetime.now(ZoneInfo("Europe/London")).date() - timedelta(days=1332)
+    start_bot(
+        counters_toml=f"""[[counters]]
+since = {since.isoformat()}
+text = "{{days}} days have passed since the Salisbury incident"
+[counters.ru]
+one = "{{days}} день прошёл со дня инцидента в Солсбери"
+few = "{{days}} дня прошло со дня инцидента в Солсбери"
+many = "{{days}} дней прошло со дня инцидента в Солсбери"
+"""
+    )
+    [counters] = say(api, 1201, "/counters", language_code="ru")
+    assert "1332 дня прошло со дня инцидента в Солсбери" in counters.text
+    assert "Москва: " in counters.text
+    [started] = say(api, 1201, "/start", language_code="ru")
+    assert started.text.startswith("Подписка оформлена.")
+    [helped] = say(api, 1201, "/help", language_code="ru")
+    assert "/settings - Разделы, тихие уведомления, язык" in helped.text
+    [unknown] = say(api, 1201, "/frobnicate", language_code="ru")
+    assert unknown.text == "Такой команды я не знаю. /help перечисляет, что я умею."
+    [english] = say(api, 1202, "/counters", language_code="en-GB")
+    assert "1332 days have passed since the Salisbury incident" in english.text
+
+    assert api.commands() == api.commands(language_code="en")
+    assert [c["description"] for c in api.commands(language_code="ru")] == [
+        text for _, text in menu("ru")
+    ]
+    admin_ru = api.commands(scope={"type": "chat", "chat_id": ADMIN}, language_code="ru")
+    assert [(c["command"], c["description"]) for c in admin_ru] == menu("ru", admin=True)
+    [status] = say(api, ADMIN, "/status", language_code="ru")
+    assert status.text.startswith("<b>Состояние</b>")
+
+
+@pytest.mark.slow
+def test_search_answers_hostile_queries_with_a_list_or_one_line(
+    start_bot: Callable[..., BotProcess], api: FakeBotAPI
+) -> None:
+    start_bot()
+    [found] = say(api, 1301, "/search Johnson")
+    assert found.text.startswith("25.10.2021 - ") and "Boris Johnson" in found.text
+    for query in ('"', "AND", "*", "-", "NEAR(", 'Johnson" OR "x', "NOT Johnson", "a*b -c ^d:"):
+        [reply] = say(api, 1301, f"/search {query}")
+        assert reply.text != commands.failure_reply(), query
+        assert "\n" not in reply.text or reply.text.startswith(tuple("0123456789")), reply.text
+    [usage] = say(api, 1301, "/search")
+    assert usage.text == "Usage: /search WORDS, for example /search Salisbury."
+    [russian] = say(api, 1302, "/search NEAR(", language_code="ru")
+    assert russian.text.startswith(("Ни одно заявление", "Как использовать"))

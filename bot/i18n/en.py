@@ -40,6 +40,9 @@ MESSAGES: dict[str, str] = {
         "/settings silent on (or off)\n"
         "/settings language {languages}"
     ),
+    "settings_sound_on": "🔔 Sound: on",
+    "settings_sound_off": "🔕 Sound: off (silent pushes)",
+    "settings_stale": "This button is out of date: send /settings again.",
     "settings_saved": "Saved.",
     "settings_unknown_section": "There is no section “{name}”. Sections: {names}.",
     "settings_last_section": "At least one section stays on.",

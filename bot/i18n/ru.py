@@ -43,6 +43,9 @@ MESSAGES: dict[str, str] = {
         "/settings silent on (или off)\n"
         "/settings language {languages}"
     ),
+    "settings_sound_on": "🔔 Звук: включён",
+    "settings_sound_off": "🔕 Звук: выключен (тихие уведомления)",
+    "settings_stale": "Эта кнопка устарела: отправьте /settings снова.",
     "settings_saved": "Сохранено.",
     "settings_unknown_section": "Раздела «{name}» нет. Разделы: {names}.",
     "settings_last_section": "Хотя бы один раздел должен остаться включённым.",

@@ -24,7 +24,12 @@ What it answers the way Telegram does (checked against python-telegram-bot 22.8)
   "Conflict: terminated by other getUpdates request" (PTB: ``Conflict``), as Telegram does;
 - sendMessage checks what Telegram would reject: empty text, text over 4096 characters after
   entity parsing, malformed HTML when ``parse_mode="HTML"`` (MarkdownV2 is not checked);
-- per-chat error injection (:meth:`FakeBotAPI.fail_chat`) and optional flood limits.
+- per-chat error injection (:meth:`FakeBotAPI.fail_chat`) and optional flood limits;
+- inline keyboards: :meth:`FakeBotAPI.push_callback_query` presses a button of a message the bot
+  sent; answerCallbackQuery accepts each query id once (a second answer, or an id never issued,
+  is 400 "query is too old ... or query ID is invalid"); editMessageText edits a message the bot
+  sent in that chat (400 "message to edit not found" otherwise) and refuses an edit that changes
+  nothing (400 "message is not modified"), as Telegram does.
 """
 
 from __future__ import annotations
@@ -75,7 +80,16 @@ _CHAT_METHODS: Final = frozenset(
 # How form values are decoded. PTB sends strings as-is and JSON-encodes everything else, so
 # a text of "123" must stay a string while chat_id "123" becomes an int.
 _STR_PARAMS: Final = frozenset(
-    {"text", "caption", "parse_mode", "language_code", "url", "secret_token", "description"}
+    {
+        "text",
+        "caption",
+        "parse_mode",
+        "language_code",
+        "url",
+        "secret_token",
+        "description",
+        "callback_query_id",
+    }
 )
 _INT_PARAMS: Final = frozenset(
     {
@@ -99,6 +113,7 @@ _BOOL_PARAMS: Final = frozenset(
         "allow_sending_without_reply",
         "disable_web_page_preview",
         "drop_pending_updates",
+        "show_alert",
     }
 )
 
@@ -375,6 +390,14 @@ def _parse_html(text: str) -> str:
     return _HTML_ENTITY.sub(_decode_html_entity, "".join(out))
 
 
+def _visible(text: str) -> str:
+    """The text a reader sees (HTML markup parsed), or the text itself if it is not valid."""
+    try:
+        return _parse_html(text)
+    except _ApiError:
+        return text
+
+
 def _decode_html_entity(match: re.Match[str]) -> str:
     entity = match.group()
     if entity in _HTML_ENTITY_TEXT:
@@ -450,6 +473,12 @@ class FakeBotAPI:
         self._members: dict[tuple[ChatId, int], MemberStatus] = {}
         self._failures: dict[ChatId, _Failure] = {}
         self._commands: dict[tuple[str, str], list[JSONDict]] = {}
+        # The bot's messages as they stand now (after edits): (chat, message_id) -> message.
+        self._bot_messages: dict[tuple[ChatId, int], JSONDict] = {}
+        self.edits: list[JSONDict] = []  # every accepted editMessageText, as received
+        # Callback queries issued by push_callback_query: id -> its answer's params (or None).
+        self.callback_answers: dict[str, JSONDict | None] = {}
+        self._next_callback_id = 1
 
         self._overall_limit = _SlidingWindow(overall_per_second, 1.0)
         self._per_chat_per_second = per_chat_per_second
@@ -471,7 +500,7 @@ class FakeBotAPI:
             "editMessageText": self._edit_message_text,
             "deleteMessage": self._chat_ok("deleteMessage"),
             "sendChatAction": self._chat_ok("sendChatAction"),
-            "answerCallbackQuery": self._true,
+            "answerCallbackQuery": self._answer_callback_query,
             "getChat": self._get_chat,
             "getChatMember": self._get_chat_member,
             "getChatAdministrators": self._get_chat_administrators,
@@ -758,6 +787,7 @@ class FakeBotAPI:
         with self._cond:
             self.messages.append(record)
             self._by_chat.setdefault(chat_id, []).append(record)
+            self._bot_messages[(chat_id, message["message_id"])] = message
             self._cond.notify_all()
         # Delay after recording: a slow answer still means a delivered message.
         if delay > 0:
@@ -771,9 +801,45 @@ class FakeBotAPI:
             raise _ApiError(400, "Bad Request: message text is empty")
         self._check_text(text, params.get("parse_mode") or None)
         self._apply_failure("editMessageText", chat_id)
+        key = (chat_id, int(params.get("message_id") or 0))
+        with self.lock:
+            old = self._bot_messages.get(key)
+        if old is None:
+            raise _ApiError(400, "Bad Request: message to edit not found")
         message = self._message_dict(chat_id, text, params, new_id=False)
+        if "message_thread_id" in old:  # an edit keeps the message where it is
+            message["message_thread_id"] = old["message_thread_id"]
+        # Telegram compares the visible text, not the markup it was written in.
+        if _visible(old["text"]) == _visible(text) and old.get("reply_markup") == message.get(
+            "reply_markup"
+        ):
+            raise _ApiError(
+                400,
+                "Bad Request: message is not modified: specified new message content and reply "
+                "markup are exactly the same as a current content and reply markup of the message",
+            )
         message["edit_date"] = int(time.time())
+        with self._cond:
+            self._bot_messages[key] = message
+            self.edits.append(params)
+            self._cond.notify_all()
         return message
+
+    async def _answer_callback_query(self, params: JSONDict) -> bool:
+        query_id = str(params.get("callback_query_id") or "")
+        text = params.get("text")
+        if isinstance(text, str) and len(text) > 200:
+            raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        with self._cond:
+            if query_id not in self.callback_answers or self.callback_answers[query_id]:
+                raise _ApiError(
+                    400,
+                    "Bad Request: query is too old and response timeout expired or query ID is "
+                    "invalid",
+                )
+            self.callback_answers[query_id] = params
+            self._cond.notify_all()
+        return True
 
     def _check_text(self, text: str, parse_mode: str | None) -> None:
         """Reject what Telegram rejects: empty, too long, malformed HTML."""
@@ -1056,6 +1122,7 @@ class FakeBotAPI:
         username: str | None = "tester",
         first_name: str = "Test",
         chat_title: str | None = None,
+        language_code: str | None = "en",
     ) -> int:
         """Queue an update with a text message as Telegram builds it; return its update_id.
 
@@ -1070,8 +1137,9 @@ class FakeBotAPI:
             "id": user_id,
             "is_bot": False,
             "first_name": first_name,
-            "language_code": "en",
         }
+        if language_code:  # Telegram leaves it out when the client does not say
+            user["language_code"] = language_code
         if username:
             user["username"] = username
         with self.lock:
@@ -1106,6 +1174,73 @@ class FakeBotAPI:
         if is_topic_message:
             message["is_topic_message"] = True
         return self.push_update({"channel_post" if chat_type == "channel" else "message": message})
+
+    def push_callback_query(
+        self,
+        chat_id: ChatId,
+        message_id: int,
+        data: str,
+        *,
+        user_id: int | None = None,
+        language_code: str | None = "en",
+        message: JSONDict | None = None,
+    ) -> str:
+        """Press an inline button: queue a callback_query update; return the query's id.
+
+        The message is the bot's message ``message_id`` in ``chat_id`` as it stands now, or
+        ``message`` (a forged press on any message). ``user_id`` defaults as in push_message.
+        """
+        chat_id = _normalize_chat_id(chat_id)
+        with self.lock:
+            chat_type = self._chat_dict(chat_id)["type"]
+            if message is None:
+                message = self._bot_messages.get((chat_id, message_id))
+            if message is None:
+                raise KeyError(f"the bot sent no message {message_id} to chat {chat_id}")
+            query_id = str(self._next_callback_id)
+            self._next_callback_id += 1
+            self.callback_answers[query_id] = None
+        if user_id is None:
+            user_id = chat_id if chat_type == "private" and isinstance(chat_id, int) else 7777
+        user: JSONDict = {"id": user_id, "is_bot": False, "first_name": f"User {user_id}"}
+        if language_code:
+            user["language_code"] = language_code
+        self.push_update({
+            "callback_query": {
+                "id": query_id,
+                "from": user,
+                "message": message,
+                "chat_instance": f"instance-{chat_id}",
+                "data": data,
+            }
+        })  # fmt: skip
+        return query_id
+
+    def wait_for_callback_answer(self, query_id: str, timeout: float = 10.0) -> JSONDict:
+        """Block until the bot answered callback query ``query_id``; return the answer's params."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not self.callback_answers.get(query_id):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"callback query {query_id} not answered in {timeout} s")
+                self._cond.wait(remaining)
+            answer = self.callback_answers[query_id]
+            assert answer is not None
+            return answer
+
+    def bot_message(self, chat_id: ChatId, message_id: int) -> JSONDict:
+        """A message the bot sent, as it stands now (after edits)."""
+        with self.lock:
+            return dict(self._bot_messages[(_normalize_chat_id(chat_id), message_id)])
+
+    def buttons(self, chat_id: ChatId, message_id: int) -> list[list[tuple[str, str]]]:
+        """The inline keyboard of a bot message as rows of (text, callback_data)."""
+        markup = self.bot_message(chat_id, message_id).get("reply_markup") or {}
+        return [
+            [(b["text"], b.get("callback_data", "")) for b in row]
+            for row in markup.get("inline_keyboard", [])
+        ]
 
     @property
     def pending_updates(self) -> list[JSONDict]:
@@ -1295,5 +1430,6 @@ class FakeBotAPI:
             self.unknown_calls.clear()
             self.messages.clear()
             self._by_chat.clear()
+            self.edits.clear()
             self.flood_rejections.clear()
             self.conflicts = 0
