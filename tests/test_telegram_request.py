@@ -206,6 +206,8 @@ async def test_the_proxy_variables_are_honoured_as_with_httpx(
     api: FakeBotAPI, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The fake also serves a request in a proxy's absolute form, so it can stand in for one.
+    for name in ("http_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)  # lower case would win over ours
     monkeypatch.setenv("HTTP_PROXY", api.base_url.rsplit("/", 1)[0])
     base_url = "http://bot-api.invalid/bot"  # reachable only through the proxy
     async with Bot(TOKEN, base_url=base_url, request=AiohttpRequest()) as tg_bot:
