@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot import __version__, commands
+from bot import __version__, commands, console
 from bot.config import (
     Config,
     ConfigError,
@@ -32,7 +32,6 @@ from bot.parse import FeedFormatError
 from bot.preview import render_preview, take_preview
 from bot.service import Service, utc_now
 from bot.store import (
-    CONSOLE_CHAT_ID,
     OPEN_CHECK_SECONDS,
     AsyncStore,
     CheckTimedOut,
@@ -316,12 +315,13 @@ async def run_console(config: Config, *, once: bool) -> int:
     sender = ConsoleSender(out)
     metrics = metrics_for(config)
     service = Service(
-        config, db, client, sender, ConsoleAdmin(out), delivery_kind="console", metrics=metrics
-    )
+        config, db, client, sender, ConsoleAdmin(out), delivery_kinds=console.CONSOLE_KINDS,
+        metrics=metrics,
+    )  # fmt: skip
 
     def join_console(store: Store) -> None:
         store.release_in_flight()
-        store.subscribe(CONSOLE_CHAT_ID, "console", utc_now(), title="console")
+        console.join(store, utc_now())
 
     await db.write(join_console)
     try:
@@ -356,9 +356,8 @@ async def run_console(config: Config, *, once: bool) -> int:
         return 0
     finally:
         await service.stop()
-        # The console chat exists only while a console runs: no backlog piles up for it.
         with contextlib.suppress(StoreUnavailable):
-            await db.write(lambda s: s.deactivate(CONSOLE_CHAT_ID, "console closed", utc_now()))
+            await db.write(lambda s: console.leave(s, utc_now()))
         metrics.stop()
         await client.aclose()
         db.close()

@@ -20,19 +20,36 @@ from bot.config import Config
 from bot.delivery import ChatAddress, Sent
 from bot.model import PollOutcome
 from bot.service import Service
-from bot.store import CONSOLE_CHAT_ID, AsyncStore
+from bot.store import AsyncStore, Store
 from bot.text import html_to_text
 
 logger = logging.getLogger(__name__)
 
 HEADER = "── 📣 new statement " + "─" * 41
-CONSOLE_CHAT = ChatRef(CONSOLE_CHAT_ID, "console", "console")  # a subscriber of its own kind
+# The console chat: a subscriber of its own kind, which no Telegram chat has, so the store's
+# audience (and the Telegram delivery engine) leaves it out; its own engine sends only to it.
+CONSOLE_CHAT_ID = "console"
+CONSOLE_KIND = "console"
+CONSOLE_KINDS = (CONSOLE_KIND,)  # what the console's delivery engine drains
+CONSOLE_CHAT = ChatRef(CONSOLE_CHAT_ID, CONSOLE_KIND, "console")
 SHOWN_HEADER = "── 🗂 statement " + "─" * 45  # shown again on request, not new
 
 
 def as_console_text(html: str) -> str:
     """Telegram HTML as plain text, links written out after their text."""
     return html_to_text(html, show_links=True, keep_lines=True)
+
+
+def join(store: Store, now: datetime) -> None:
+    """The console chat exists while a console runs. A backlog left by a run that crashed is
+    closed first: a console shows what is new from now on."""
+    store.deactivate(CONSOLE_CHAT_ID, "console closed", now)
+    store.subscribe(CONSOLE_CHAT_ID, CONSOLE_KIND, now, title="console")
+
+
+def leave(store: Store, now: datetime) -> None:
+    """No backlog piles up for the console chat while no console runs."""
+    store.deactivate(CONSOLE_CHAT_ID, "console closed", now)
 
 
 class ConsoleSender:

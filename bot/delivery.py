@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from bot.metrics import NO_METRICS, Metrics, open_statements
 from bot.model import Delivery, FanOutProgress
-from bot.store import AsyncStore, Store, StoreUnavailable, retry_delay
+from bot.store import AUDIENCE_KINDS, AsyncStore, Store, StoreUnavailable, retry_delay
 
 logger = logging.getLogger(__name__)
 
@@ -168,7 +168,7 @@ class DeliveryEngine:
         notify_admins: AdminNotifier,
         clock: Callable[[], datetime],
         *,
-        kind: str | None = None,  # "console" drains only the console chat; None all but it
+        kinds: Sequence[str] = AUDIENCE_KINDS,  # the kinds of chat this engine sends to
         concurrency: int = 64,
         batch: int = 500,
         max_attempts: int = 5,
@@ -183,7 +183,7 @@ class DeliveryEngine:
         self.render = render
         self.notify_admins = notify_admins
         self.clock = clock
-        self.kind = kind
+        self.kinds = tuple(kinds)
         self.concurrency = concurrency
         self.batch = batch
         self.max_attempts = max_attempts
@@ -322,7 +322,7 @@ class DeliveryEngine:
                     break
                 try:
                     due = await self.db.read(
-                        lambda s: s.due_deliveries(self.clock(), self.batch, kind=self.kind)
+                        lambda s: s.due_deliveries(self.clock(), self.batch, kinds=self.kinds)
                     )
                 except StoreUnavailable as exc:
                     await self._db_failed(str(exc))
@@ -559,7 +559,7 @@ class DeliveryEngine:
             self._fanning_out.setdefault(delivery.statement.id, delivery.statement.first_seen)
         ids = list(self._fanning_out)
         try:
-            still_open = await self.db.read(lambda s: open_statements(s, ids, self.kind))
+            still_open = await self.db.read(lambda s: open_statements(s, ids, self.kinds))
         except StoreUnavailable:
             return  # the next batch looks again
         now = self.clock()

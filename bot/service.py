@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -20,7 +20,7 @@ from bot.delivery import AdminNotifier, DeliveryEngine, DrainReport, Sender
 from bot.metrics import NO_METRICS, Metrics
 from bot.model import PollOutcome
 from bot.poller import Poller
-from bot.store import AsyncStore, Store, StoreUnavailable
+from bot.store import AUDIENCE_KINDS, AsyncStore, Store, StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Service:
         notify_admins: AdminNotifier,
         *,
         clock: Callable[[], datetime] = utc_now,
-        delivery_kind: str | None = None,
+        delivery_kinds: Sequence[str] = AUDIENCE_KINDS,  # the kinds of chat the engine sends to
         concurrency: int = 64,
         per_chat_interval: float = 0.0,
         metrics: Metrics = NO_METRICS,  # bot.metrics: what polls and sends are counted into
@@ -63,7 +63,7 @@ class Service:
             lambda d: push_message(d.statement, config, clock(), language=d.subscriber.language),
             notify_admins,
             clock,
-            kind=delivery_kind,
+            kinds=delivery_kinds,
             concurrency=concurrency,
             max_attempts=config.send_max_attempts,
             retry_base=config.send_retry_base,

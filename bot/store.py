@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,7 +36,9 @@ from bot.model import (
 
 logger = logging.getLogger(__name__)
 
-CONSOLE_CHAT_ID = "console"  # the console chat that stands in for Telegram; no real chat has it
+# The kinds of chat that are the bot's audience (Telegram's chat types): what the delivery
+# engine drains and what counts as a subscriber, unless the caller names other kinds.
+AUDIENCE_KINDS: tuple[str, ...] = ("private", "group", "supergroup", "channel")
 
 PENDING, SENDING, SENT, FAILED, CLOSED = "pending", "sending", "sent", "failed", "closed"
 
@@ -622,12 +624,14 @@ class Store:
         ).fetchall()
         return [chat_id_value(r[0]) for r in rows]
 
-    def active_subscriber_count(self) -> int:
-        """Chats that get pushes on Telegram. The console chat is not one: it exists only while
-        a console runs, and counting it made /status and `health` disagree."""
+    def active_subscriber_count(self, kinds: Collection[str] = AUDIENCE_KINDS) -> int:
+        """Active chats of `kinds`: by default the audience, so that a chat of another kind
+        (one that stands in for Telegram while a console runs) makes /status and `health` agree."""
+        marks = ",".join("?" * len(kinds))
         return int(
             self.db.execute(
-                "SELECT COUNT(*) FROM subscribers WHERE active = 1 AND kind != 'console'"
+                f"SELECT COUNT(*) FROM subscribers WHERE active = 1 AND kind IN ({marks})",
+                list(kinds),
             ).fetchone()[0]
         )
 
@@ -637,17 +641,16 @@ class Store:
 
     # ---- outbox ------------------------------------------------------------------------
 
-    def due_deliveries(self, now: datetime, limit: int, kind: str | None = None) -> list[Delivery]:
-        """At most one row per chat: the oldest undelivered statement, if it is due.
+    def due_deliveries(
+        self, now: datetime, limit: int, *, kinds: Collection[str] = AUDIENCE_KINDS
+    ) -> list[Delivery]:
+        """At most one row per chat of `kinds`: the oldest undelivered statement, if it is due.
 
         A chat whose oldest row waits for a retry gets nothing newer meanwhile, so every chat
         reads statements in the order they were published.
         """
-        kind_filter = "AND c.kind = ?" if kind else "AND c.kind != 'console'"
-        params: list[object] = [PENDING, iso(now)]
-        if kind:
-            params.append(kind)
-        params += [PENDING, SENDING, limit]
+        kind_filter = f"AND c.kind IN ({','.join('?' * len(kinds))})"
+        params: list[object] = [PENDING, iso(now), *kinds, PENDING, SENDING, limit]
         # A row is its chat's head when no pending or in-flight row of that chat comes before it
         # in (sort_at, statement_id) order. Asked per row through the deliveries_queue index,
         # this takes half the time of grouping every open row by chat (docs/benchmarks.md).

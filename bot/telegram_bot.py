@@ -53,7 +53,7 @@ from bot.logs import secret_filter
 from bot.metrics import metrics_for
 from bot.model import ChatSettings, PollOutcome
 from bot.service import Service, utc_now
-from bot.store import CONSOLE_CHAT_ID, AsyncStore, Store, StoreUnavailable
+from bot.store import AsyncStore, Store, StoreUnavailable
 from bot.telegram_request import AiohttpRequest
 from bot.telegram_sender import (
     FairRateLimiter,
@@ -684,7 +684,6 @@ async def _register_commands(app: Application, config: Config) -> None:
 def _sync_subscribers(config: Config, store: Store) -> None:
     """Configured channels get every push; channels dropped from the config stop getting them."""
     now = utc_now()
-    store.deactivate(CONSOLE_CHAT_ID, "console closed", now)
     for channel in config.channels:
         store.subscribe(channel, "channel", now, title=str(channel))
     configured = {str(c) for c in config.channels}

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 
 from bot.commands import status_reply
 from bot.config import Config
+from bot.console import CONSOLE_CHAT_ID
 from bot.health import assess
 from bot.poller import record_poll
-from bot.store import CONSOLE_CHAT_ID, Store
+from bot.store import Store
 
 
 def test_never_polled_is_unhealthy(store: Store, config: Config, now: datetime) -> None:

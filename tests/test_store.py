@@ -167,7 +167,7 @@ def test_console_chat_is_drained_apart(baseline: Store, now: datetime) -> None:
     baseline.subscribe("console", "console", now)
     record_poll(baseline, FEED, feed(1, 2, 3), now)
     assert {d.subscriber.chat_id for d in baseline.due_deliveries(now, 100)} == {1, -100}
-    assert [d.subscriber.chat_id for d in baseline.due_deliveries(now, 100, "console")] == [
+    assert [d.subscriber.chat_id for d in baseline.due_deliveries(now, 100, kinds=["console"])] == [
         "console"
     ]
 
