@@ -15,7 +15,14 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from telegram import Bot, BotCommand, LinkPreviewOptions, Update
+from telegram import (
+    Bot,
+    BotCommand,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Update,
+)
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -349,3 +356,30 @@ def test_a_bot_in_another_process_can_use_it(api: FakeBotAPI) -> None:
         [sys.executable, "-c", script, TOKEN, api.base_url, str(USER)], check=True, timeout=30
     )
     assert [m.text for m in api.sent_messages(USER)] == ["from a subprocess"]
+
+
+async def test_a_button_press_is_answered_once_and_edits_are_checked(
+    api: FakeBotAPI, bot: Bot
+) -> None:
+    keyboard = InlineKeyboardMarkup([[InlineKeyboardButton("On", callback_data="x:1")]])
+    sent = await bot.send_message(USER, "<b>Settings</b>", parse_mode="HTML", reply_markup=keyboard)
+    assert api.buttons(USER, sent.message_id) == [[("On", "x:1")]]
+    query = api.push_callback_query(USER, sent.message_id, "x:1", language_code="ru")
+    [update] = await bot.get_updates()
+    assert update.callback_query is not None and update.callback_query.data == "x:1"
+    assert update.callback_query.from_user.language_code == "ru"
+    assert update.callback_query.message.message_id == sent.message_id  # type: ignore[union-attr]
+    assert await update.callback_query.answer("Saved.")
+    assert api.wait_for_callback_answer(query)["text"] == "Saved."
+    with pytest.raises(BadRequest, match="Query is too old"):
+        await update.callback_query.answer("again")
+
+    with pytest.raises(BadRequest, match="Message is not modified"):
+        await bot.edit_message_text("<b>Settings</b>", USER, sent.message_id, parse_mode="HTML",
+                                    reply_markup=keyboard)  # fmt: skip
+    await bot.edit_message_text("Settings", USER, sent.message_id)  # the keyboard goes
+    assert api.bot_message(USER, sent.message_id)["text"] == "Settings"
+    assert api.buttons(USER, sent.message_id) == []
+    assert len(api.edits) == 1 and len(api.sent_messages(USER)) == 1
+    with pytest.raises(BadRequest, match="Message to edit not found"):
+        await bot.edit_message_text("x", USER, sent.message_id + 5)
