@@ -172,7 +172,9 @@ async def test_a_write_lock_held_past_the_busy_timeout_mid_fan_out(
     assert_everyone_got_it_once(sender, db.writer)
     assert admins.count("cannot be written (database is locked)") == 1, admins.notices
     assert admins.count("can be written again") == 1
-    assert loop.longest < 0.1, f"the loop was blocked for {loop.longest:.2f} s"
+    # Before issue 9 a held lock blocked the loop for the whole busy timeout (30 s); a bound of
+    # 1 s tells that apart while surviving a CI machine whose two cores are busy.
+    assert loop.longest < 1.0, f"the loop was blocked for {loop.longest:.2f} s"
     assert took < 5 * BUSY_TIMEOUT + 2, "delivery did not resume by itself soon after"
 
 
@@ -301,7 +303,7 @@ async def test_a_lock_held_by_another_process(db: AsyncStore, now: datetime) -> 
             await proc.wait()
     assert_everyone_got_it_once(sender, db.writer)
     assert admins.count("cannot be written (database is locked)") == 1, admins.notices
-    assert loop.longest < 0.1
+    assert loop.longest < 1.0  # see above: the bug blocked it for the busy timeout
     assert took < 2 + 2
 
 
