@@ -14,7 +14,7 @@ from enum import Enum
 
 from bot import commands, i18n
 from bot.config import Config
-from bot.model import ChatSettings, PollOutcome, StoredStatement
+from bot.model import ChatSettings, FanOutProgress, PollOutcome, StoredStatement
 from bot.store import AsyncStore, Store
 
 
@@ -51,6 +51,7 @@ class Request:
     user_language_code: str | None = None  # Telegram's User.language_code of who asked
     is_bot_admin: bool = False
     poll: Callable[[], Awaitable[Sequence[PollOutcome]]] | None = None  # /poll: poll them all
+    fanouts: Callable[[], Sequence[FanOutProgress]] | None = None  # /status: pushes under way
 
 
 Reply = Callable[[Request], Awaitable[str]]
@@ -137,7 +138,8 @@ async def _help(r: Request) -> str:
 
 async def _status(r: Request) -> str:
     status = await r.db.read(lambda s: s.status())
-    return commands.status_reply(status, r.config, r.now, language=r.language)
+    sending = r.fanouts() if r.fanouts else ()
+    return commands.status_reply(status, r.config, r.now, language=r.language, sending=sending)
 
 
 async def _poll(r: Request) -> str:

@@ -97,7 +97,7 @@ async def answer(line: str, service: Service, config: Config, db: AsyncStore, no
 
     language = await command_table.language_of(db, CONSOLE_CHAT, None, config)
     request = Request(config, db, CONSOLE_CHAT, now, language, words[1:], is_bot_admin=True,
-                      poll=poll)  # fmt: skip
+                      poll=poll, fanouts=service.engine.progress)  # fmt: skip
     return as_console_text(await command_table.answer(words[0], request))
 
 

@@ -70,6 +70,8 @@ TOKEN_ENV = "TELEGRAM_BOT_TOKEN"
 TOKEN_FILE_ENV = "TELEGRAM_BOT_TOKEN_FILE"
 LONG_POLL_SECONDS = 10  # getUpdates timeout
 PER_CHAT_INTERVAL = 1.0  # Telegram allows about one message a second to one chat
+FREE_CONCURRENCY = 64  # messages in flight at once (each to a different chat)
+PAID_CONCURRENCY = 256
 # Updates handled at once. Handlers mostly wait for their turn to send; a bound below a burst's
 # size would queue a later /latest behind the whole burst again (issue 9: 100 s).
 MAX_CONCURRENT_UPDATES = 10_000
@@ -159,7 +161,7 @@ class Handlers:
         return Request(
             self.config, self.db, where, utc_now(), language, tuple(context.args or ()),
             user_language_code=user.language_code if user else None,
-            is_bot_admin=self._is_admin(update), poll=poll,
+            is_bot_admin=self._is_admin(update), poll=poll, fanouts=self.service.engine.progress,
         )  # fmt: skip
 
     async def _to_admin(
@@ -572,6 +574,8 @@ async def run_telegram(config: Config, token: str) -> int:
             TelegramSender(app.bot, paid_broadcast=config.paid_broadcast),
             notify_admins,
             per_chat_interval=PER_CHAT_INTERVAL,
+            # At 1,000/s with Telegram's 50-100 ms round trips, 64 in flight would cap the rate.
+            concurrency=PAID_CONCURRENCY if config.paid_broadcast else FREE_CONCURRENCY,
             metrics=metrics,
         )
         await db.write(lambda s: _sync_subscribers(config, s))

@@ -307,3 +307,22 @@ async def test_bot_admin_commands_answer_others_as_unknown(config: Config, now: 
         assert (await answer("/Latest@embassy_bot", request)).startswith("No statements yet")
     finally:
         db.close()
+
+
+async def test_status_through_the_table_shows_the_fan_out_under_way(
+    config: Config, now: datetime
+) -> None:
+    """Telegram and the console hand /status the engine's progress; the admin reads it."""
+    from bot.command_table import ChatRef, Request, answer
+    from bot.model import FanOutProgress
+    from bot.store import AsyncStore
+
+    db = AsyncStore.open(config.database_path)
+    try:
+        under_way = FanOutProgress("Embassy comment", done=6200, total=10000, rate=950.0)
+        request = Request(config, db, ChatRef(5, "private"), now, "en", is_bot_admin=True,
+                          fanouts=lambda: [under_way])  # fmt: skip
+        reply = html_to_text(await answer("/status", request), keep_lines=True)
+        assert "sending “Embassy comment”: 6,200 of 10,000, 950/s, about 4 s left" in reply
+    finally:
+        db.close()
