@@ -10,16 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import multiprocessing
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
-logger = logging.getLogger(__name__)
-
 T = TypeVar("T")
+
+
+class ParserDied(Exception):
+    """The worker process ended while it parsed the document."""
+
 
 PROCESS_PARSE_BYTES = 64 * 1024  # from this size on a document is parsed in the worker
 
@@ -40,10 +42,13 @@ async def parse(fn: Callable[..., T], body: bytes, **kwargs: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(
             _pool, functools.partial(fn, body, **kwargs)
         )
-    except BrokenProcessPool:  # the worker died (killed, out of memory): a new one next time
-        logger.warning("the parsing process died; this document is parsed in a thread")
+    except BrokenProcessPool:
+        # The worker died (killed, out of memory). Never retried here: a document that can kill
+        # the worker would kill the bot. A new worker starts for the next document.
         _pool = None
-        return await asyncio.to_thread(fn, body, **kwargs)
+        raise ParserDied(
+            f"the parsing process died while reading a {len(body)}-byte document"
+        ) from None
 
 
 def shutdown() -> None:

@@ -143,7 +143,7 @@ class PageSource:
         """
         if not self.spec.article:
             return statements
-        from bot.page import article_text
+        from bot.page import article_content
 
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.article_budget
@@ -161,8 +161,8 @@ class PageSource:
                     result = await fetch(statement.link)
                 if result.body is None:
                     raise FetchError("no body")
-                text = await asyncio.to_thread(
-                    article_text,
+                text, markup = await asyncio.to_thread(
+                    article_content,
                     result.body,
                     url=result.url,
                     content_type=result.content_type,
@@ -176,7 +176,8 @@ class PageSource:
             if not text:
                 logger.warning("article %s: %r matched nothing; using the list's lead",
                                statement.link, self.spec.article)  # fmt: skip
-            completed.append(replace(statement, lead=text) if text else statement)
+            # The article's HTML, not only its text: the full text of its Telegraph page.
+            completed.append(replace(statement, lead=text, full_html=markup) if text else statement)
         return completed
 
     @property
@@ -244,3 +245,5 @@ async def _read(source: Source, result: FetchResult) -> ParsedDocument | Discove
         )
     except RecursionError as exc:  # a hostile document nested ten thousand deep
         raise FeedFormatError(f"the document is nested too deeply to read ({exc})") from None
+    except parse_pool.ParserDied as exc:  # a failed poll like any unreadable document
+        raise FeedFormatError(str(exc)) from None

@@ -45,3 +45,15 @@ async def test_errors_come_back_as_they_were_raised() -> None:
         await parse_pool.parse(
             FeedSource(discover=False).read, body, url="https://e.org/", content_type="text/html"
         )
+
+
+def die(body: bytes) -> None:
+    os._exit(9)  # as the kernel's OOM killer would end it
+
+
+async def test_a_worker_that_dies_fails_that_document_and_the_next_gets_a_new_one() -> None:
+    """Never retried in the bot's own process: what killed the worker would kill the bot."""
+    big = b"x" * parse_pool.PROCESS_PARSE_BYTES
+    with pytest.raises(parse_pool.ParserDied, match="the parsing process died"):
+        await parse_pool.parse(die, big)
+    assert await parse_pool.parse(where, big) != os.getpid()
