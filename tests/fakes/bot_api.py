@@ -29,7 +29,11 @@ What it answers the way Telegram does (checked against python-telegram-bot 22.8)
   sent; answerCallbackQuery accepts each query id once (a second answer, or an id never issued,
   is 400 "query is too old ... or query ID is invalid"); editMessageText edits a message the bot
   sent in that chat (400 "message to edit not found" otherwise) and refuses an edit that changes
-  nothing (400 "message is not modified"), as Telegram does.
+  nothing (400 "message is not modified"), as Telegram does;
+- pinned messages: pinChatMessage pins a message the bot sent (400 "message to pin not found"
+  otherwise; 400 "not enough rights to manage pinned messages in the chat" after
+  :meth:`FakeBotAPI.deny_pin`), getChat names the chat's newest pin as ``pinned_message``, and
+  the chat's admins act through :meth:`FakeBotAPI.admin_unpin` and :meth:`FakeBotAPI.admin_delete`.
 """
 
 from __future__ import annotations
@@ -74,6 +78,8 @@ _CHAT_METHODS: Final = frozenset(
         "getChat",
         "getChatMember",
         "getChatAdministrators",
+        "pinChatMessage",
+        "unpinChatMessage",
     }
 )
 
@@ -476,6 +482,8 @@ class FakeBotAPI:
         # The bot's messages as they stand now (after edits): (chat, message_id) -> message.
         self._bot_messages: dict[tuple[ChatId, int], JSONDict] = {}
         self.edits: list[JSONDict] = []  # every accepted editMessageText, as received
+        self._pins: dict[ChatId, list[int]] = {}  # chat -> pinned message ids, newest last
+        self._no_pin: set[ChatId] = set()  # chats where the bot may not pin
         # Callback queries issued by push_callback_query: id -> its answer's params (or None).
         self.callback_answers: dict[str, JSONDict | None] = {}
         self._next_callback_id = 1
@@ -504,6 +512,8 @@ class FakeBotAPI:
             "getChat": self._get_chat,
             "getChatMember": self._get_chat_member,
             "getChatAdministrators": self._get_chat_administrators,
+            "pinChatMessage": self._pin_chat_message,
+            "unpinChatMessage": self._unpin_chat_message,
         }
         # Telegram matches method names case-insensitively.
         self._handlers = {name.lower(): (name, fn) for name, fn in handlers.items()}
@@ -885,9 +895,13 @@ class FakeBotAPI:
         self._apply_failure("getChat", chat_id)
         with self.lock:
             chat = self._chat_dict(chat_id)
+            pins = self._pins.get(chat_id)
+            pinned = dict(self._bot_messages[(chat_id, pins[-1])]) if pins else None
+        extra = {"pinned_message": pinned} if pinned else {}
         # ChatFullInfo fields PTB 22 requires.
         return {
             **chat,
+            **extra,
             "accent_color_id": 0,
             "max_reaction_count": 11,
             "accepted_gift_types": {
@@ -898,6 +912,38 @@ class FakeBotAPI:
                 "gifts_from_channels": False,
             },
         }
+
+    async def _pin_chat_message(self, params: JSONDict) -> bool:
+        chat_id = self._chat_id(params)
+        self._apply_failure("pinChatMessage", chat_id)
+        key = (chat_id, int(params.get("message_id") or 0))
+        with self._cond:
+            if chat_id in self._no_pin:
+                raise _ApiError(
+                    400, "Bad Request: not enough rights to manage pinned messages in the chat"
+                )
+            if key not in self._bot_messages:
+                raise _ApiError(400, "Bad Request: message to pin not found")
+            pins = self._pins.setdefault(chat_id, [])
+            if key[1] in pins:
+                pins.remove(key[1])
+            pins.append(key[1])
+            self._cond.notify_all()
+        return True
+
+    async def _unpin_chat_message(self, params: JSONDict) -> bool:
+        chat_id = self._chat_id(params)
+        self._apply_failure("unpinChatMessage", chat_id)
+        with self._cond:
+            if chat_id in self._no_pin:
+                raise _ApiError(
+                    400, "Bad Request: not enough rights to manage pinned messages in the chat"
+                )
+            pins = self._pins.get(chat_id, [])
+            message_id = params.get("message_id") or (pins[-1] if pins else None)
+            if message_id in pins:
+                pins.remove(message_id)
+        return True
 
     async def _get_chat_member(self, params: JSONDict) -> JSONDict:
         chat_id = self._chat_id(params)
@@ -1241,6 +1287,34 @@ class FakeBotAPI:
             [(b["text"], b.get("callback_data", "")) for b in row]
             for row in markup.get("inline_keyboard", [])
         ]
+
+    def pinned(self, chat_id: ChatId) -> list[int]:
+        """The chat's pinned message ids, newest pin last."""
+        with self.lock:
+            return list(self._pins.get(_normalize_chat_id(chat_id), []))
+
+    def deny_pin(self, chat_id: ChatId, denied: bool = True) -> None:
+        """Take away (or give back) the bot's right to pin messages in the chat."""
+        chat_id = _normalize_chat_id(chat_id)
+        with self.lock:
+            if denied:
+                self._no_pin.add(chat_id)
+            else:
+                self._no_pin.discard(chat_id)
+
+    def admin_unpin(self, chat_id: ChatId, message_id: int) -> None:
+        """One of the chat's admins unpins a message."""
+        with self.lock:
+            pins = self._pins.get(_normalize_chat_id(chat_id), [])
+            if message_id in pins:
+                pins.remove(message_id)
+
+    def admin_delete(self, chat_id: ChatId, message_id: int) -> None:
+        """One of the chat's admins deletes a bot message (a pinned one is unpinned with it)."""
+        chat_id = _normalize_chat_id(chat_id)
+        self.admin_unpin(chat_id, message_id)
+        with self.lock:
+            self._bot_messages.pop((chat_id, message_id), None)
 
     @property
     def pending_updates(self) -> list[JSONDict]:
