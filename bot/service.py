@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
 
 from bot.commands import push_message
 from bot.config import Config, FeedConfig
@@ -25,6 +27,12 @@ from bot.store import AUDIENCE_KINDS, AsyncStore, Store, StoreUnavailable
 logger = logging.getLogger(__name__)
 
 RETRY_SWEEP_SECONDS = 5.0  # how often rows waiting for a retry are looked at
+MIDNIGHT_GRACE_SECONDS = 3600  # a midnight job delayed (a suspended host) still runs within this
+
+
+def midnight_trigger(tz: ZoneInfo) -> CronTrigger:
+    """00:00 every day in `tz`: wall-clock midnight, so a daylight-saving change moves it."""
+    return CronTrigger(hour=0, minute=0, timezone=tz)
 
 
 def utc_now() -> datetime:
@@ -120,9 +128,15 @@ class Service:
             if not self._drain_again:
                 return
 
-    def start_scheduler(self, *, poll_now: bool = True) -> AsyncIOScheduler:
+    def start_scheduler(
+        self,
+        *,
+        poll_now: bool = True,
+        at_midnight: Callable[[], Awaitable[object]] | None = None,
+    ) -> AsyncIOScheduler:
         """Each feed polls on its own interval (the first poll now, unless just polled);
-        a sweep picks up deliveries waiting for a retry."""
+        a sweep picks up deliveries waiting for a retry; `at_midnight` runs at 00:00 in
+        bot.timezone (the pinned counters posts)."""
         scheduler = AsyncIOScheduler(timezone=UTC)
         for feed in self.config.feeds:
             first = self.clock() if poll_now else self.clock() + timedelta(seconds=feed.interval)
@@ -155,6 +169,15 @@ class Service:
             max_instances=1,
             coalesce=True,
         )
+        if at_midnight is not None:
+            scheduler.add_job(
+                at_midnight,
+                midnight_trigger(self.config.timezone),
+                id="midnight",
+                max_instances=1,
+                coalesce=True,
+                misfire_grace_time=MIDNIGHT_GRACE_SECONDS,
+            )
         scheduler.start()
         self.scheduler = scheduler
         return scheduler
