@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from bot.model import ParsedDocument, Statement
-from bot.parse import REPLACED_BYTES, FeedFormatError, absolute_http_link, document_of, make_key
+from bot.parse import (
+    MAX_FULL_HTML,
+    REPLACED_BYTES,
+    FeedFormatError,
+    absolute_http_link,
+    document_of,
+    make_key,
+)
 from bot.text import feed_text, fold_whitespace, shorten
 
 
@@ -79,7 +86,13 @@ def _item_to_statement(item: Any, feed_url: str) -> tuple[Statement, list[str]]:
     if not title:
         title = lead[:100] or "(untitled)"
     key = make_key(guid, link, title, published)
-    return Statement(key=key, title=title, link=link, published=published, lead=lead), problems
+    # The full text for the Telegraph page: content_html, as it is (made safe there).
+    full_html = _string(item, "content_html")[:MAX_FULL_HTML]
+    statement = Statement(
+        key=key, title=title, link=link, published=published, lead=lead,
+        full_html=full_html if full_html.strip() else "",
+    )  # fmt: skip
+    return statement, problems
 
 
 def _lead(item: Mapping[str, Any]) -> str:

@@ -140,6 +140,25 @@ def m004_chat_settings_and_search(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def m007_telegraph(db: sqlite_utils.Database) -> None:
+    # Issue 12, full text on Telegraph: each statement's page (url for the push, path for
+    # editPage), its full text as HTML in a table of its own (the outbox query reads statements
+    # with every pushed row: kilobytes of HTML per row would ride along), and the bot's
+    # Telegraph account, made once (its access token is a secret: never logged).
+    for sql in (
+        "ALTER TABLE statements ADD COLUMN telegraph_url TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE statements ADD COLUMN telegraph_path TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE statement_texts ("
+        " statement_id INTEGER PRIMARY KEY REFERENCES statements(id),"
+        " full_html TEXT NOT NULL)",
+        "CREATE TABLE telegraph_account ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " access_token TEXT NOT NULL,"
+        " created_at TEXT NOT NULL)",
+    ):
+        db.execute(sql)
+
+
 def _fold_yo(column: str) -> str:
     """SQL for `column` with the Cyrillic yo (both cases) written as ye."""
     return f"replace(replace({column}, '\u0451', '\u0435'), '\u0401', '\u0415')"
@@ -150,8 +169,9 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (2, m002_deliveries_due_index),
     (3, m003_feed_sources),
     (4, m004_chat_settings_and_search),
+    (7, m007_telegraph),
 ]
-LATEST_VERSION = MIGRATIONS[-1][0]
+LATEST_VERSION = max(v for v, _ in MIGRATIONS)  # the list is kept in order; max() anyway
 
 
 def schema_version(db: sqlite_utils.Database) -> int:
@@ -175,8 +195,11 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
             "CREATE TABLE IF NOT EXISTS schema_migrations "
             "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
         )
+    # By what was applied, not by the highest number: migrations numbered by parallel work can
+    # land out of order (7 before 5), and a database at 7 must still get 5 when it lands.
+    done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
     for version, migration in MIGRATIONS:
-        if version <= current:
+        if version in done:
             continue
         with db.atomic():
             migration(db)

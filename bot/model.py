@@ -15,6 +15,12 @@ class Statement:
     link: str  # absolute URL, or "" when the entry has none
     published: datetime | None  # aware, UTC; None when the feed gives no date
     lead: str  # plain text, whitespace folded, not yet shortened
+    # The full text as HTML (content:encoded, JSON Feed content_html, the article's element), as
+    # the source gave it: unsafe until bot.telegraph turns it into Telegraph's nodes. "" if none.
+    full_html: str = ""
+    # Its page on Telegraph, made just before the statement is recorded for a push; "" if none.
+    telegraph_url: str = ""
+    telegraph_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,9 @@ class StoredStatement:
     published: datetime | None
     lead: str
     first_seen: datetime
+    full_html: str = ""  # unsafe HTML, as in Statement
+    telegraph_url: str = ""  # the "Read in full" page, "" if none
+    telegraph_path: str = ""  # the page's path, for editPage
 
     @property
     def sort_at(self) -> datetime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import html
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from parsel import Selector, SelectorList
 from w3lib.encoding import html_body_declared_encoding, http_content_type_encoding, read_bom
 
 from bot.model import PageSpec, ParsedDocument, Statement
-from bot.parse import FeedFormatError
+from bot.parse import MAX_FULL_HTML, FeedFormatError
 from bot.text import fold_whitespace, html_to_text
 
 _FEED_TYPES = {
@@ -257,8 +258,20 @@ def _hash_key(title: str, published: datetime | None) -> str:
 
 def article_text(body: bytes, *, url: str, content_type: str | None, selector: str) -> str:
     """The visible text of every `selector` match on a statement's own page ("" if none)."""
+    return article_content(body, url=url, content_type=content_type, selector=selector)[0]
+
+
+def article_content(
+    body: bytes, *, url: str, content_type: str | None, selector: str
+) -> tuple[str, str]:
+    """(visible text, HTML) of every `selector` match: the text is the lead, the HTML the full
+    text for a Telegraph page (still unsafe: bot.telegraph keeps only what it allows)."""
     doc, _base, _lossy = _document(body, url, content_type)
-    return _texts(doc.css(selector))
+    matches = doc.css(selector)
+    markup = "".join(
+        f"<p>{html.escape(m.root)}</p>" if isinstance(m.root, str) else m.get() for m in matches
+    )
+    return _texts(matches), markup[:MAX_FULL_HTML] if markup.strip() else ""
 
 
 def discover_feeds(body: bytes, *, url: str, content_type: str | None) -> list[str]:

@@ -146,7 +146,26 @@ def entry_to_statement(entry: Mapping[str, Any], feed_url: str) -> Statement:
     if not title:
         title = lead[:100] or "(untitled)"
     key = make_key(str(entry.get("id") or ""), link, title, published)
-    return Statement(key=key, title=title, link=link, published=published, lead=lead)
+    return Statement(
+        key=key, title=title, link=link, published=published, lead=lead,
+        full_html=_full_html(entry),
+    )  # fmt: skip
+
+
+def _full_html(entry: Mapping[str, Any]) -> str:
+    """content:encoded / Atom content as HTML (plain text escaped), for the Telegraph page."""
+    for content in entry.get("content") or []:
+        value = str(content.get("value") or "")
+        if value.strip():
+            if content.get("type") not in _HTML_TYPES:
+                value = "".join(
+                    f"<p>{html.escape(part)}</p>" for part in value.split("\n\n") if part.strip()
+                )
+            return value[:MAX_FULL_HTML]
+    return ""
+
+
+MAX_FULL_HTML = 512 * 1024  # characters kept: far past a Telegraph page's 64 KB
 
 
 def make_key(guid: str, link: str, title: str, published: datetime | None) -> str:

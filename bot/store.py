@@ -406,10 +406,15 @@ class Store:
             sort_at = iso(st.published or now)
             cursor = self.db.execute(
                 "INSERT INTO statements (feed, key, title, link, published, lead, first_seen, "
-                "sort_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "sort_at, telegraph_url, telegraph_path) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [feed, st.key, st.title, st.link, _iso_or_none(st.published), st.lead,
-                 iso(now), sort_at],
+                 iso(now), sort_at, st.telegraph_url, st.telegraph_path],
             )  # fmt: skip
+            if st.full_html:  # a table of its own: the outbox query need not carry it
+                self.db.execute(
+                    "INSERT INTO statement_texts (statement_id, full_html) VALUES (?, ?)",
+                    [cursor.lastrowid, st.full_html],
+                )
             if st.key in pushed_keys:
                 deliveries += self.db.execute(
                     "INSERT INTO deliveries (statement_id, subscriber_id, sort_at, "
@@ -425,6 +430,12 @@ class Store:
                 "updated_at = ? WHERE feed = ? AND key = ?",
                 [st.title, st.link, st.lead, _iso_or_none(st.published), iso(now), feed, st.key],
             )
+            if st.full_html:  # an update without one (a list page's) keeps the stored text
+                self.db.execute(
+                    "INSERT OR REPLACE INTO statement_texts (statement_id, full_html) "
+                    "SELECT id, ? FROM statements WHERE feed = ? AND key = ?",
+                    [st.full_html, feed, st.key],
+                )
         return deliveries
 
     # ---- statements --------------------------------------------------------------------
@@ -941,6 +952,9 @@ def _statement(row: dict) -> StoredStatement:
         published=from_iso(row["published"]),
         lead=row["lead"],
         first_seen=first_seen,
+        full_html=row.get("full_html") or "",  # only where a query joins statement_texts
+        telegraph_url=row.get("telegraph_url") or "",
+        telegraph_path=row.get("telegraph_path") or "",
     )
 
 

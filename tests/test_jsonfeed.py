@@ -46,6 +46,7 @@ def test_json_feed_1_1_reads_like_rss() -> None:
         link=SITE + "fnapr/7012",
         published=datetime(2021, 10, 25, 18, 40, tzinfo=UTC),  # date_published, not modified
         lead="The two leaders discussed the state of bilateral relations.",  # summary first
+        full_html="<p>Full text: <b>the two leaders</b> discussed&hellip;</p>",  # for Telegraph
     )
     assert [s.title for s in document.statements] == [
         first.title,

@@ -30,8 +30,36 @@ def test_reopening_applies_nothing_twice(tmp_path: Path) -> None:
     Store.open(path).close()
     Store.open(path).close()
     conn = sqlite3.connect(path)
-    assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == LATEST_VERSION
+    assert conn.execute("SELECT COUNT(*) FROM schema_migrations").fetchone()[0] == len(MIGRATIONS)
     conn.close()
+
+
+def test_a_migration_that_lands_after_a_higher_one_is_still_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallel work numbers migrations ahead (7 may ship before 5): 5 still runs later."""
+    path = tmp_path / "bot.sqlite3"
+
+    def m_late(db) -> None:
+        db.execute("CREATE TABLE late (id INTEGER PRIMARY KEY)")
+
+    late = max(v for v, _ in MIGRATIONS) + 5
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (late + 1, m_late)])
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", late + 1)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", late + 1)
+    Store.open(path).close()
+    monkeypatch.setattr(
+        "bot.migrations.MIGRATIONS", [*MIGRATIONS, (late, m_late_lower), (late + 1, m_late)]
+    )
+    store = Store.open(path)
+    versions = [r[0] for r in store.db.execute("SELECT version FROM schema_migrations")]
+    assert versions == [*(v for v, _ in MIGRATIONS), late, late + 1]
+    assert "lower" in store.db.table_names()
+    store.close()
+
+
+def m_late_lower(db) -> None:
+    db.execute("CREATE TABLE lower (id INTEGER PRIMARY KEY)")
 
 
 def test_newer_schema_is_refused_without_being_touched(tmp_path: Path) -> None:
@@ -115,7 +143,7 @@ def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
     monkeypatch.setattr("bot.store.LATEST_VERSION", future)
     new = Store.open(path)
     versions = [r[0] for r in new.db.execute("SELECT version FROM schema_migrations")]
-    assert versions == list(range(1, future + 1))
+    assert versions == [*(v for v, _ in MIGRATIONS), future]
     assert new.statement_count() == 2
     assert new.active_subscriber_count() == 1
     [due] = new.due_deliveries(now, 10)
