@@ -25,6 +25,7 @@ DEFAULT_CONFIG_PATH = Path("config/bot.toml")
 CONFIG_ENV = "STATEMENT_BOT_CONFIG"
 STATE_ENV = "STATEMENT_BOT_STATE"
 API_BASE_URL_ENV = "TELEGRAM_API_BASE_URL"
+TELEGRAPH_API_BASE_URL_ENV = "TELEGRAPH_API_BASE_URL"  # tests point the bot at a fake Telegraph
 
 
 class ConfigError(Exception):
@@ -102,6 +103,9 @@ class Config:
     metrics: tuple[str, int] | None = None  # host and port of the Prometheus endpoint; None: off
     source: Path | None = field(default=None, compare=False)
     language: str = DEFAULT_LANGUAGE  # of channels and groups that chose none
+    # Full text on Telegraph: a pushed statement with a full text gets a page ("Read in full").
+    telegraph: bool = False
+    telegraph_api_base_url: str = "https://api.telegra.ph"  # $TELEGRAPH_API_BASE_URL: a fake
 
     @property
     def database_path(self) -> Path:
@@ -128,6 +132,7 @@ _BOT_KEYS = {
     "api_base_url",
     "metrics",
     "language",
+    "telegraph",
 }
 _FEED_KEYS = {
     "name",
@@ -237,6 +242,14 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     if language not in LANGUAGES:
         problems.append(f"bot.language: must be one of {', '.join(LANGUAGES)}, got {language!r}")
         language = DEFAULT_LANGUAGE
+    telegraph = bot.get("telegraph", False)
+    if not isinstance(telegraph, bool):
+        problems.append("bot.telegraph: must be true or false")
+        telegraph = False
+    telegraph_api = env.get(TELEGRAPH_API_BASE_URL_ENV) or "https://api.telegra.ph"
+    if not _is_http_url(telegraph_api):
+        problems.append(f"{TELEGRAPH_API_BASE_URL_ENV}: must be an http(s) URL")
+        telegraph_api = "https://api.telegra.ph"
 
     feeds = _feeds(raw.get("feeds"), base, problems)
     counters = _counters(raw.get("counters", []), problems)
@@ -267,6 +280,8 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         metrics=metrics,
         source=source,
         language=language,
+        telegraph=telegraph,
+        telegraph_api_base_url=telegraph_api,
     )
 
 

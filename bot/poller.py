@@ -33,6 +33,7 @@ from bot.sources import (
     source_for,
 )
 from bot.store import AsyncStore, Store, StoreUnavailable
+from bot.telegraph import Publisher, TelegraphClient
 
 logger = logging.getLogger(__name__)
 
@@ -113,6 +114,15 @@ class Poller:
         self.clock = clock
         self._feed_locks: dict[str, asyncio.Lock] = {}  # one poll of a feed at a time
         self._site_locks: dict[str, asyncio.Lock] = {}  # one article request at a time per site
+        # Full text on Telegraph: pages are made here, before the statements are recorded, so
+        # every chat's push links the same page and no chat waits for one (within one bounded
+        # wait per poll: the fetch timeout).
+        self.publisher: Publisher | None = None
+        if config.telegraph:
+            api = TelegraphClient(
+                client, db, base_url=config.telegraph_api_base_url, timeout=config.fetch_timeout
+            )
+            self.publisher = Publisher(api, budget=config.fetch_timeout)
 
     def fetcher(self, feed: FeedConfig) -> Fetcher:
         return feed_fetcher(
@@ -185,6 +195,8 @@ class Poller:
                 pushed = await source.complete(
                     decision.push, self._article_fetcher(feed, result.private)
                 )
+                if self.publisher is not None:
+                    pushed = await self.publisher.publish(pushed, self._author(feed))
                 decision = dataclasses.replace(decision, push=pushed)
             now = self.clock()
             assert result.body is not None
@@ -213,6 +225,11 @@ class Poller:
             return await self._failed(
                 feed, f"internal error: {type(exc).__name__}: {exc}", state.consecutive_failures + 1
             )
+        if self.publisher is not None and decision.updated:
+            # A pushed statement corrected in the feed: its page shows the correction too.
+            await self.publisher.edit_updated(
+                feed.name, [s.key for s in decision.updated], self._author(feed)
+            )
         logger.info(
             "feed %s: %d entries, %d new to push, %d recorded silently, %d edited, "
             "%d deliveries queued (%.0f ms)",
@@ -227,6 +244,10 @@ class Poller:
             )
         await self._tell_recovered(feed, state.consecutive_failures)
         return PollOutcome(feed.name, report=report)
+
+    def _author(self, feed: FeedConfig) -> str:
+        """The page's author line: the section's title in the bot's language."""
+        return feed.title(self.config.language)
 
     async def _read(self, feed: FeedConfig, state: FeedState, source: Source) -> Reading:
         """Read the feed, through the feed an HTML page named on an earlier poll if it did."""

@@ -48,9 +48,15 @@ def render_statement(
     if statement.published is not None:
         head.append(short_date(statement.published, tz))
     tail: list[str] = []
+    links: list[str] = []
+    if statement.telegraph_url:  # its Telegraph page: Telegram opens it as an Instant View
+        page = html.escape(statement.telegraph_url, quote=True)
+        links.append(f'<a href="{page}">{i18n.t(language, "read_in_full")}</a>')
     if statement.link:
         link = html.escape(statement.link, quote=True)
-        tail.append(f'<a href="{link}">{i18n.t(language, "read_full_text")}</a>')
+        links.append(f'<a href="{link}">{i18n.t(language, "read_full_text")}</a>')
+    if links:
+        tail.append(" · ".join(links))
     counters = render_counters(readings)
     if counters:
         tail.append(counters)

@@ -4,6 +4,7 @@ MESSAGES: dict[str, str] = {
     "language_name": "English",
     # pushes
     "read_full_text": "Read the full text",
+    "read_in_full": "Read in full",  # the statement's Telegraph page (Instant View)
     # /start, /stop
     "start_new": (
         "Subscribed. I will send this chat a summary of every new statement, with the day "

@@ -6,6 +6,7 @@ MESSAGES: dict[str, str] = {
     "language_name": "Русский",
     # рассылка
     "read_full_text": "Читать полностью",
+    "read_in_full": "Читать целиком",  # страница заявления в Telegraph (Instant View)
     # /start, /stop
     "start_new": (
         "Подписка оформлена. Я буду присылать в этот чат краткое изложение каждого нового "
