@@ -140,6 +140,43 @@ def m004_chat_settings_and_search(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def m005_corrections(db: sqlite_utils.Database) -> None:
+    # Issue 12, corrections: an outbox row is a push or an edit of a pushed message (its
+    # message_id). A chat gets a statement pushed once but may get several edits, so the
+    # table-level UNIQUE (statement_id, subscriber_id) becomes a unique index on pushes only;
+    # SQLite cannot drop a constraint, hence the copy. The plain statement index keeps the
+    # lookups by statement (fan-out counts, edits of a statement's sent pushes) as fast as the
+    # old unique one did; the small one on edits counts corrections for /status.
+    columns = ("id, statement_id, subscriber_id, status, sort_at, attempts, next_attempt_at, "
+               "message_id, last_error, created_at, sent_at")  # fmt: skip
+    for sql in (
+        "CREATE TABLE deliveries_new ("
+        " id INTEGER PRIMARY KEY,"
+        " statement_id INTEGER NOT NULL REFERENCES statements(id),"
+        " subscriber_id INTEGER NOT NULL REFERENCES subscribers(id),"
+        " status TEXT NOT NULL DEFAULT 'pending',"
+        " sort_at TEXT NOT NULL,"
+        " attempts INTEGER NOT NULL DEFAULT 0,"
+        " next_attempt_at TEXT NOT NULL,"
+        " message_id INTEGER,"
+        " last_error TEXT,"
+        " created_at TEXT NOT NULL,"
+        " sent_at TEXT,"
+        " kind TEXT NOT NULL DEFAULT 'push' CHECK (kind IN ('push', 'edit')))",
+        f"INSERT INTO deliveries_new ({columns}) SELECT {columns} FROM deliveries",
+        "DROP TABLE deliveries",
+        "ALTER TABLE deliveries_new RENAME TO deliveries",
+        "CREATE UNIQUE INDEX deliveries_push ON deliveries (statement_id, subscriber_id) "
+        "WHERE kind = 'push'",
+        "CREATE INDEX deliveries_statement ON deliveries (statement_id, subscriber_id)",
+        "CREATE INDEX deliveries_queue ON deliveries "
+        "(status, subscriber_id, sort_at, statement_id)",
+        "CREATE INDEX deliveries_due ON deliveries (status, sort_at, statement_id)",
+        "CREATE INDEX deliveries_edits ON deliveries (status) WHERE kind = 'edit'",
+    ):
+        db.execute(sql)
+
+
 def m007_telegraph(db: sqlite_utils.Database) -> None:
     # Issue 12, full text on Telegraph: each statement's page (url for the push, path for
     # editPage), its full text as HTML in a table of its own (the outbox query reads statements
@@ -169,6 +206,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (2, m002_deliveries_due_index),
     (3, m003_feed_sources),
     (4, m004_chat_settings_and_search),
+    (5, m005_corrections),
     (7, m007_telegraph),
 ]
 LATEST_VERSION = max(v for v, _ in MIGRATIONS)  # the list is kept in order; max() anyway

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,81 @@ def test_m004_from_schema_3_indexes_old_statements_and_gives_settings_defaults(
     assert new.search(["salisbury"], 10) == []
     assert [s.key for s in new.search(["glushkov"], 10)] == ["k1"]
     new.close()
+
+
+def test_corrections_schema_from_an_empty_file(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "bot.sqlite3")
+    columns = {c.name: c for c in store.db["deliveries"].columns}
+    assert columns["kind"].default_value == "'push'"
+    indexes = {i.name: i for i in store.db["deliveries"].indexes}
+    assert {"deliveries_push", "deliveries_statement", "deliveries_queue", "deliveries_due",
+            "deliveries_edits"} <= indexes.keys()  # fmt: skip
+    assert indexes["deliveries_push"].unique
+    store.close()
+
+
+def test_corrections_migration_keeps_schema_4_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database at schema 4 with pushes in every state: each row stays, as a push; a push is
+    still unique per chat and statement, and edits of it may come as often as it is corrected."""
+    path = tmp_path / "bot.sqlite3"
+    up_to_4 = [(v, m) for v, m in MIGRATIONS if v <= 4]
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", up_to_4)
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 4)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", 4)
+    old = Store.open(path)
+    t = "2026-03-01T09:00:00.000000+00:00"
+    old.db.execute("INSERT INTO feeds (name, url) VALUES ('f', 'https://e.org/rss')")
+    old.db.execute(
+        "INSERT INTO statements (id, feed, key, title, first_seen, sort_at) "
+        "VALUES (1, 'f', 'k', 'Title', ?, ?)",
+        [t, t],
+    )
+    for sub, status, message_id in ((1, "sent", 11), (2, "pending", None), (3, "failed", None)):
+        old.db.execute(
+            "INSERT INTO subscribers (id, chat_id, kind, subscribed_at, changed_at) "
+            "VALUES (?, ?, 'private', ?, ?)",
+            [sub, str(100 + sub), t, t],
+        )
+        old.db.execute(
+            "INSERT INTO deliveries (statement_id, subscriber_id, status, sort_at, "
+            "next_attempt_at, message_id, created_at) VALUES (1, ?, ?, ?, ?, ?, ?)",
+            [sub, status, t, t, message_id, t],
+        )
+    before = list(old.db.query("SELECT * FROM deliveries ORDER BY id"))
+    old.close()
+    monkeypatch.undo()
+
+    store = Store.open(path)
+    after = list(store.db.query("SELECT * FROM deliveries ORDER BY id"))
+    assert [{k: v for k, v in r.items() if k != "kind"} for r in after] == before
+    assert {r["kind"] for r in after} == {"push"}
+    insert = (
+        "INSERT INTO deliveries (statement_id, subscriber_id, kind, status, sort_at, "
+        "next_attempt_at, message_id, created_at) VALUES (1, 1, ?, 'sent', ?, ?, 11, ?)"
+    )
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.execute(insert, ["push", t, t, t])
+    store.db.execute(insert, ["edit", t, t, t])
+    store.db.execute(insert, ["edit", t, t, t])  # a second correction, after the first
+    with pytest.raises(sqlite3.IntegrityError):
+        store.db.execute(insert, ["resend", t, t, t])
+    assert [d.subscriber.id for d in store.due_deliveries(datetime.now(UTC), 10)] == [2]
+    store.close()
+
+
+def test_the_outbox_query_still_walks_the_due_index(tmp_path: Path) -> None:
+    """docs/benchmarks.md: due_deliveries reads pending rows oldest first through
+    deliveries_due and asks each chat's earlier rows through deliveries_queue."""
+    store = Store.open(tmp_path / "bot.sqlite3")
+    queries: list[str] = []
+    store.db.conn.set_trace_callback(queries.append)
+    store.due_deliveries(datetime.now(UTC), 10)
+    store.db.conn.set_trace_callback(None)
+    [sql] = [q for q in queries if "FROM deliveries d" in q]
+    plan = " ".join(r[3] for r in store.db.execute("EXPLAIN QUERY PLAN " + sql))
+    assert "USING INDEX deliveries_due" in plan
+    assert "USING COVERING INDEX deliveries_queue" in plan
+    assert "TEMP B-TREE" not in plan
+    store.close()
