@@ -322,6 +322,7 @@ def status_reply(
         t(lang, "status_subscribers", count=status.active_subscribers),
         t(lang, "status_statements", count=status.statements),
         t(lang, "status_deliveries", pending=status.pending, failed=status.failed),
+        t(lang, "status_corrections", count=status.corrections_sent),
     ]
     lines += [fanout_line(p, lang) for p in sending]
     for feed in status.feeds:

@@ -12,7 +12,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -96,6 +96,10 @@ class Config:
     send_max_attempts: int = 5  # then the delivery is marked failed and the admins are told
     telegram_check_interval: float = 60.0  # seconds between checks that the token still works
     keep_deliveries_days: int = 30  # finished outbox rows are deleted after this many days
+    # A pushed statement whose title or lead changes within the window (hours from when it was
+    # recorded): "edit" corrects the messages already sent, "ignore" only stores the change.
+    corrections: str = "edit"
+    corrections_window_hours: int = 48
     # Pushes as Telegram's paid broadcasts: up to 1000 messages/s, 0.1 Stars per message billed
     # above the free 30/s. Replies to commands stay free.
     paid_broadcast: bool = False
@@ -106,6 +110,13 @@ class Config:
     # Full text on Telegraph: a pushed statement with a full text gets a page ("Read in full").
     telegraph: bool = False
     telegraph_api_base_url: str = "https://api.telegra.ph"  # $TELEGRAPH_API_BASE_URL: a fake
+
+    @property
+    def corrections_window(self) -> timedelta | None:
+        """How long after recording a statement its corrections are sent; None: never."""
+        if self.corrections != "edit":
+            return None
+        return timedelta(hours=self.corrections_window_hours)
 
     @property
     def database_path(self) -> Path:
@@ -128,6 +139,8 @@ _BOT_KEYS = {
     "send_max_attempts",
     "telegram_check_interval",
     "keep_deliveries_days",
+    "corrections",
+    "corrections_window_hours",
     "paid_broadcast",
     "api_base_url",
     "metrics",
@@ -223,6 +236,12 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     send_retry_base = _number(bot, "send_retry_base", 5.0, 0.1, 3600, "bot.", problems)
     send_max_attempts = _int(bot, "send_max_attempts", 5, 1, 100, "bot.", problems)
     keep_deliveries_days = _int(bot, "keep_deliveries_days", 30, 1, 36500, "bot.", problems)
+    corrections = bot.get("corrections", "edit")
+    if corrections not in ("edit", "ignore"):
+        problems.append(f'bot.corrections: must be "edit" or "ignore", got {corrections!r}')
+        corrections = "edit"
+    # At most 30 days: edit rows come from pushes the outbox still keeps.
+    corrections_window_hours = _int(bot, "corrections_window_hours", 48, 1, 720, "bot.", problems)
     telegram_check_interval = _number(
         bot, "telegram_check_interval", 60.0, 0.5, 86400, "bot.", problems
     )
@@ -275,6 +294,8 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         send_max_attempts=send_max_attempts,
         telegram_check_interval=telegram_check_interval,
         keep_deliveries_days=keep_deliveries_days,
+        corrections=corrections,
+        corrections_window_hours=corrections_window_hours,
         paid_broadcast=paid_broadcast,
         api_base_url=api_base_url,
         metrics=metrics,

@@ -26,6 +26,7 @@ from bot.text import html_to_text
 logger = logging.getLogger(__name__)
 
 HEADER = "── 📣 new statement " + "─" * 41
+EDIT_HEADER = "── ✏️ corrected " + "─" * 45  # the push above, edited in place on Telegram
 # The console chat: a subscriber of its own kind, which no Telegram chat has, so the store's
 # audience (and the Telegram delivery engine) leaves it out; its own engine sends only to it.
 CONSOLE_CHAT_ID = "console"
@@ -64,6 +65,11 @@ class ConsoleSender:
         self.out.write(f"{HEADER}\n\n{as_console_text(html)}\n\n")
         self.out.flush()
         return Sent(message_id=self.count)
+
+    async def edit(self, chat: ChatAddress, message_id: int, html: str) -> Sent:
+        self.out.write(f"{EDIT_HEADER}\n\n{as_console_text(html)}\n\n")
+        self.out.flush()
+        return Sent(message_id=message_id)
 
     async def reachable(self) -> bool:
         return True

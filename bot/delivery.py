@@ -69,11 +69,24 @@ class PermanentFailure:
     reason: str
 
 
-SendOutcome = Sent | ChatGone | ChatMoved | Throttled | TransientFailure | PermanentFailure
+@dataclass(frozen=True)
+class MessageGone:
+    """An edit's message no longer exists (the user deleted it): nothing left to correct."""
+
+    reason: str
+
+
+SendOutcome = (
+    Sent | ChatGone | ChatMoved | Throttled | TransientFailure | PermanentFailure | MessageGone
+)
 
 
 class Sender(Protocol):
     async def send(self, chat: ChatAddress, html: str) -> SendOutcome: ...
+
+    async def edit(self, chat: ChatAddress, message_id: int, html: str) -> SendOutcome:
+        """Replace the text of a message sent earlier; an edit that changes nothing is Sent."""
+        ...
 
     async def reachable(self) -> bool:
         """Does the service answer at all? Tells a failing chat from an outage."""
@@ -87,6 +100,7 @@ AdminNotifier = Callable[[str], Awaitable[None]]
 @dataclass
 class DrainReport:
     sent: int = 0
+    edited: int = 0  # corrections: messages edited in place
     retried: int = 0
     failed: int = 0
     closed_chats: int = 0
@@ -465,14 +479,21 @@ class DeliveryEngine:
 
     async def _deliver(self, delivery: Delivery, report: DrainReport) -> None:
         sub = delivery.subscriber
+        edit = delivery.kind == "edit"
         where = f"statement {delivery.statement.id} to chat {sub.chat_id}"
+        if edit:
+            where = "correction of " + where
         if self.per_chat_interval:
             self._last_send[sub.chat_id] = time.monotonic()
         try:
             html = self.render(delivery)
             address = ChatAddress(sub.chat_id, sub.thread_id, sub.silent)
             started = time.perf_counter()
-            outcome = await self.sender.send(address, html)
+            if edit:
+                assert delivery.message_id is not None  # due_deliveries holds back those without
+                outcome = await self.sender.edit(address, delivery.message_id, html)
+            else:
+                outcome = await self.sender.send(address, html)
             self.metrics.send_took(time.perf_counter() - started)
         except Exception as exc:  # a bug, not Telegram: keep the row, retry later, tell admins
             logger.exception("delivery of %s crashed", where)
@@ -481,10 +502,23 @@ class DeliveryEngine:
         record: Record
         finished = True  # this chat is done with the statement (for the fan-out's progress)
         match outcome:
+            case Sent(message_id) if edit:
+                record = lambda s: s.mark_sent(delivery.id, message_id, now)  # noqa: E731
+                report.edited += 1
+                self.metrics.delivered("edited")
             case Sent(message_id):
                 record = lambda s: s.mark_sent(delivery.id, message_id, now)  # noqa: E731
                 report.sent += 1
                 self.metrics.delivered("sent")
+            case MessageGone(reason):
+                logger.info("%s: the message is gone (%s); nothing to correct", where, reason)
+                record = lambda s: s.mark_closed(delivery.id, reason)  # noqa: E731
+                self.metrics.delivered("message_gone")
+            case ChatMoved(_) if edit:
+                # The group's old messages stay behind: the supergroup has no message to edit.
+                logger.info("chat %s migrated: its correction has no message there", sub.chat_id)
+                record = lambda s: s.mark_closed(delivery.id, "chat migrated")  # noqa: E731
+                self.metrics.delivered("moved")
             case ChatGone(reason):
                 logger.info("chat %s is gone (%s): unsubscribed", sub.chat_id, reason)
                 record = lambda s: s.deactivate(sub.chat_id, reason, now)  # noqa: E731

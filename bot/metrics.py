@@ -34,7 +34,9 @@ logger = logging.getLogger(__name__)
 EXIT_METRICS = 6  # the metrics address cannot be listened on (port in use, no such address)
 
 POLL_OUTCOMES = ("ok", "not_modified", "failed", "skipped")
-DELIVERY_OUTCOMES = ("sent", "retried", "failed", "chat_gone", "moved", "throttled")
+# "edited" and "message_gone" are corrections' outcomes (edits of pushed messages).
+DELIVERY_OUTCOMES = ("sent", "retried", "failed", "chat_gone", "moved", "throttled", "edited",
+                     "message_gone")  # fmt: skip
 # Sender.send includes the wait for the rate limiter's slot: tens of ms to seconds.
 SEND_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 # From a statement recorded to its last chat: seconds for a few chats, an hour for 100,000.

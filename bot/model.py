@@ -53,6 +53,8 @@ class PollReport:
     updated: int  # known statements whose content changed
     held_back: int  # of `silent`, those the flood guard held back
     deliveries: int  # outbox rows written
+    # (title, edit rows queued) per statement corrected within the window: one admin line each
+    corrections: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,8 @@ class Delivery:
     subscriber: Subscriber
     statement: StoredStatement
     attempts: int
+    kind: str = "push"  # or "edit": a correction of the message already pushed
+    message_id: int | None = None  # the message an edit changes
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,7 @@ class StoreStatus:
     pending: int
     failed: int
     feeds: list[FeedState]
+    corrections_sent: int = 0  # edits of pushed messages (as long as the outbox keeps them)
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ def record_poll(
     *,
     etag: str | None = None,
     last_modified: str | None = None,
+    corrections_window: timedelta | None = None,
 ) -> PollReport:
     """Decide and apply in one go, on a synchronous Store (tests, benchmarks, tools)."""
     store.ensure_feed(feed)
@@ -89,8 +90,9 @@ def record_poll(
     )
     # An empty document is no baseline: the next poll would push every old item.
     return store.apply_poll(
-        feed.name, decision, now, etag=etag, last_modified=last_modified, baseline=bool(statements)
-    )
+        feed.name, decision, now, etag=etag, last_modified=last_modified,
+        baseline=bool(statements), corrections_window=corrections_window,
+    )  # fmt: skip
 
 
 class Poller:
@@ -211,6 +213,7 @@ class Poller:
                     baseline=bool(parsed.statements),
                     body_sha256=digest,
                     skipped=parsed.skipped,
+                    corrections_window=self.config.corrections_window,
                 )
             )
         except (FetchError, FeedFormatError) as exc:
@@ -236,6 +239,8 @@ class Poller:
             feed.name, len(parsed.statements), report.pushed, report.silent, report.updated,
             report.deliveries, (time.perf_counter() - started) * 1000,
         )  # fmt: skip
+        for title, edits in report.corrections:
+            await self._tell_admins(f"Corrected “{title[:80]}”: editing {edits} sent messages.")
         if report.held_back:
             await self._tell_admins(
                 f"Flood guard on feed {feed.name}: {report.pushed + report.held_back} unseen "

@@ -342,14 +342,17 @@ class Store:
         baseline: bool = True,
         body_sha256: str | None = None,
         skipped: Sequence[str] = (),
+        corrections_window: timedelta | None = None,
     ) -> PollReport:
         """Apply a poll's decision in one transaction: new statements, their outbox rows, edits.
 
         `baseline` is False for an empty document: it is no baseline, so the next poll that shows
-        entries is still the feed's first.
+        entries is still the feed's first. With a `corrections_window` ([bot] corrections =
+        "edit"), a statement recorded within it whose title or lead changed gets an edit row for
+        every chat its push already reached.
         """
         with self.db.atomic():
-            deliveries = self._apply(feed, decision, now)
+            deliveries, corrections = self._apply(feed, decision, now, corrections_window)
             self.db.execute(
                 "UPDATE feeds SET etag = ?, last_modified = ?, body_sha256 = ?, skipped = ?, "
                 "baseline_done = CASE WHEN ? THEN 1 ELSE baseline_done END, "
@@ -373,6 +376,7 @@ class Store:
             updated=len(decision.updated),
             held_back=decision.held_back,
             deliveries=deliveries,
+            corrections=tuple(corrections),
         )
 
     def known(self, feed: str, keys: Sequence[str]) -> dict[str, Statement]:
@@ -399,9 +403,12 @@ class Store:
                 )
         return known
 
-    def _apply(self, feed: str, decision: PollDecision, now: datetime) -> int:
+    def _apply(
+        self, feed: str, decision: PollDecision, now: datetime, window: timedelta | None
+    ) -> tuple[int, list[tuple[str, int]]]:
         pushed_keys = {s.key for s in decision.push}
         deliveries = 0
+        corrections: list[tuple[str, int]] = []
         for st in decision.new:  # oldest first, so ids follow publication order
             sort_at = iso(st.published or now)
             cursor = self.db.execute(
@@ -425,6 +432,10 @@ class Store:
                     [cursor.lastrowid, sort_at, iso(now), iso(now), feed],
                 ).rowcount
         for st in decision.updated:
+            if window is not None:
+                edits = self._queue_edits(feed, st, now, window)
+                if edits:
+                    corrections.append((st.title, edits))
             self.db.execute(
                 "UPDATE statements SET title = ?, link = ?, lead = ?, published = ?, "
                 "updated_at = ? WHERE feed = ? AND key = ?",
@@ -436,7 +447,33 @@ class Store:
                     "SELECT id, ? FROM statements WHERE feed = ? AND key = ?",
                     [st.full_html, feed, st.key],
                 )
-        return deliveries
+        return deliveries, corrections
+
+    def _queue_edits(self, feed: str, st: Statement, now: datetime, window: timedelta) -> int:
+        """Edit rows for a correction of `st` (before its row is updated); how many.
+
+        Only chats whose push was sent (or is in flight) get one: a pending push is rendered
+        at send time and so carries the correction already. An edit row of an in-flight push
+        waits for its message id (mark_sent fills it in). A chat with an edit still open gets
+        no second one: that edit is rendered at send time too.
+        """
+        row = self.db.execute(
+            "SELECT id, title, lead, first_seen FROM statements WHERE feed = ? AND key = ?",
+            [feed, st.key],
+        ).fetchone()
+        if row is None or (row[1], row[2]) == (st.title, st.lead) or row[3] < iso(now - window):
+            return 0  # a changed link or date is no correction worth a notification
+        return self.db.execute(
+            "INSERT INTO deliveries (statement_id, subscriber_id, kind, sort_at, "
+            "next_attempt_at, message_id, created_at) "
+            "SELECT p.statement_id, p.subscriber_id, 'edit', p.sort_at, ?, p.message_id, ? "
+            "FROM deliveries p JOIN subscribers c ON c.id = p.subscriber_id "
+            "WHERE p.statement_id = ? AND p.kind = 'push' AND c.active = 1 "
+            "AND (p.status = ? AND p.message_id IS NOT NULL OR p.status = ?) "
+            "AND NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.statement_id = p.statement_id "
+            "AND e.subscriber_id = p.subscriber_id AND e.kind = 'edit' AND e.status IN (?, ?))",
+            [iso(now), iso(now), row[0], SENT, SENDING, PENDING, SENDING],
+        ).rowcount
 
     # ---- statements --------------------------------------------------------------------
 
@@ -668,12 +705,14 @@ class Store:
         rows = self.db.query(
             f"""
             SELECT d.id AS delivery_id, d.attempts, d.next_attempt_at,
+                   d.kind AS delivery_kind, d.message_id AS edit_message_id,
                    c.id AS sub_id, c.chat_id, c.thread_id, c.kind, c.title AS chat_title,
                    c.active, c.reason, c.silent, c.language, s.*
             FROM deliveries d
             JOIN subscribers c ON c.id = d.subscriber_id
             JOIN statements s ON s.id = d.statement_id
             WHERE d.status = ? AND d.next_attempt_at <= ? AND c.active = 1 {kind_filter}
+              AND (d.kind = 'push' OR d.message_id IS NOT NULL)
               AND NOT EXISTS (
                   SELECT 1 FROM deliveries e
                   WHERE e.subscriber_id = d.subscriber_id AND e.status IN (?, ?)
@@ -700,6 +739,8 @@ class Store:
                 ),
                 statement=_statement(r),
                 attempts=r["attempts"],
+                kind=r["delivery_kind"],
+                message_id=r["edit_message_id"] if r["delivery_kind"] == "edit" else None,
             )
             for r in rows
         ]
@@ -718,6 +759,20 @@ class Store:
             "WHERE id = ?",
             [SENT, message_id, iso(now), delivery_id],
         )
+        # A correction that came while this push was in flight edits the message it made.
+        self.db.execute(
+            "UPDATE deliveries SET message_id = ? WHERE kind = 'edit' AND status = ? "
+            "AND message_id IS NULL AND (statement_id, subscriber_id) = "
+            "(SELECT statement_id, subscriber_id FROM deliveries WHERE id = ? AND kind = 'push')",
+            [message_id, PENDING, delivery_id],
+        )
+
+    def mark_closed(self, delivery_id: int, reason: str) -> None:
+        """An edit whose message is gone (deleted in the chat): nothing left to correct."""
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, last_error = ? WHERE id = ? AND status = ?",
+            [CLOSED, reason, delivery_id, SENDING],
+        )
 
     def mark_retry(
         self, delivery_id: int, error: str, retry_at: datetime, *, count_attempt: bool = True
@@ -734,6 +789,13 @@ class Store:
         self.db.execute(
             "UPDATE deliveries SET status = ?, last_error = ? WHERE id = ? AND status = ?",
             [FAILED, error, delivery_id, SENDING],
+        )
+        # A push that never arrived leaves its edit nothing to change.
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, last_error = ? WHERE kind = 'edit' AND status = ? "
+            "AND message_id IS NULL AND (statement_id, subscriber_id) = "
+            "(SELECT statement_id, subscriber_id FROM deliveries WHERE id = ? AND kind = 'push')",
+            [CLOSED, "the push failed", PENDING, delivery_id],
         )
 
     def prune_deliveries(self, before: datetime) -> int:
@@ -771,7 +833,11 @@ class Store:
                 [PENDING, SENDING, FAILED],
             ).fetchall()
         )
+        corrections = self.db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE kind = 'edit' AND status = ?", [SENT]
+        ).fetchone()[0]
         return StoreStatus(
+            corrections_sent=corrections,
             statements=self.statement_count(),
             active_subscribers=self.active_subscriber_count(),
             pending=counts.get(PENDING, 0) + counts.get(SENDING, 0),

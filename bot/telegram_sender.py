@@ -39,6 +39,7 @@ from bot.delivery import (
     ChatAddress,
     ChatGone,
     ChatMoved,
+    MessageGone,
     PermanentFailure,
     SendOutcome,
     Sent,
@@ -49,12 +50,15 @@ from bot.delivery import (
 logger = logging.getLogger(__name__)
 
 # TelegramSender.send calls do_api_request("sendMessage") on purpose (see there).
-warnings.filterwarnings("ignore", r"Please use 'Bot\.sendMessage'", PTBUserWarning)
+warnings.filterwarnings("ignore", r"Please use 'Bot\.(sendMessage|editMessageText)'",
+                        PTBUserWarning)  # fmt: skip
 
 # BadRequest texts (python-telegram-bot strips "Bad Request: " and capitalises) that mean the
 # chat or its topic will never take a message again.
 _GONE_BAD_REQUESTS = ("chat not found", "message thread not found", "topic_deleted",
                       "group chat was deactivated", "peer_id_invalid")  # fmt: skip
+# An edit's message deleted in the chat (or too old for Telegram to edit): close that row.
+_MESSAGE_GONE_BAD_REQUESTS = ("message to edit not found", "message can't be edited")
 
 
 def outcome_of(exc: TelegramError) -> SendOutcome:
@@ -68,6 +72,10 @@ def outcome_of(exc: TelegramError) -> SendOutcome:
             return Throttled(_seconds(exc))
         case BadRequest() if any(text in exc.message.lower() for text in _GONE_BAD_REQUESTS):
             return ChatGone(exc.message)
+        case BadRequest() if any(
+            text in exc.message.lower() for text in _MESSAGE_GONE_BAD_REQUESTS
+        ):
+            return MessageGone(exc.message)
         case BadRequest():
             return PermanentFailure(exc.message)
         case TimedOut():
@@ -122,6 +130,25 @@ class TelegramSender:
         except TelegramError as exc:
             return outcome_of(exc)
         return Sent(int(result["message_id"]))
+
+    async def edit(self, chat: ChatAddress, message_id: int, html: str) -> SendOutcome:
+        """editMessageText, as send() sends: same defaults, rate limiter and error mapping."""
+        params: dict[str, Any] = {"chat_id": chat.chat_id, "message_id": message_id,
+                                  "text": html}  # fmt: skip
+        for key in ("parse_mode", "link_preview_options"):  # not paid: edits are not broadcasts
+            if key in self._params:
+                params[key] = self._params[key]
+        try:
+            await self.bot.do_api_request("editMessageText", api_kwargs=params,
+                                          **self._rate_limit)  # fmt: skip
+        except BadRequest as exc:
+            # Already the corrected text (an edit repeated after a crash): that is success.
+            if "message is not modified" in exc.message.lower():
+                return Sent(message_id)
+            return outcome_of(exc)
+        except TelegramError as exc:
+            return outcome_of(exc)
+        return Sent(message_id)
 
     async def reachable(self) -> bool:
         """getMe answers: the Bot API is up, so a message that keeps failing fails on its own."""

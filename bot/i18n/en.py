@@ -64,6 +64,7 @@ MESSAGES: dict[str, str] = {
     "status_subscribers": "Subscribers: {count}",
     "status_statements": "Statements stored: {count}",
     "status_deliveries": "Deliveries pending: {pending}, failed: {failed}",
+    "status_corrections": "Corrections sent: {count}",
     "status_sending": "sending “{title}”: {done} of {total}, {rate}/s, about {left} left",
     "duration_seconds": "{n} s",
     "duration_minutes": "{n} min",

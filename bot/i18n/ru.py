@@ -68,6 +68,7 @@ MESSAGES: dict[str, str] = {
     "status_subscribers": "Подписчиков: {count}",
     "status_statements": "Заявлений в базе: {count}",
     "status_deliveries": "Доставок в очереди: {pending}, неудачных: {failed}",
+    "status_corrections": "Отправлено исправлений: {count}",
     "status_sending": "рассылка «{title}»: {done} из {total}, {rate}/с, осталось около {left}",
     "duration_seconds": "{n} с",
     "duration_minutes": "{n} мин",
