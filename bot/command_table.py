@@ -52,6 +52,7 @@ class Request:
     is_bot_admin: bool = False
     poll: Callable[[], Awaitable[Sequence[PollOutcome]]] | None = None  # /poll: poll them all
     fanouts: Callable[[], Sequence[FanOutProgress]] | None = None  # /status: pushes under way
+    pin_now: Callable[[], Awaitable[object]] | None = None  # post the pinned counters at once
 
 
 Reply = Callable[[Request], Awaitable[str]]
@@ -111,7 +112,29 @@ async def _search(r: Request) -> str:
     )
 
 
+_PINNED_KINDS = ("group", "supergroup")  # channels get the post from the config
+_ON, _OFF = {"on", "yes", "true", "1", "вкл", "да"}, {"off", "no", "false", "0", "выкл", "нет"}
+
+
+async def _settings_pinned(r: Request) -> str:
+    """/settings pinned on|off: a group's daily pinned counters post (bot.pinned_counters)."""
+    if not r.config.pinned_counters or r.chat.kind not in _PINNED_KINDS:
+        return i18n.t(r.language, "settings_pinned_unavailable")
+    values = [a.lower() for a in r.args[1:]]
+    if len(values) != 1 or values[0] not in _ON | _OFF:
+        return i18n.t(r.language, "settings_bad_pinned")
+    on = values[0] in _ON
+    await r.db.write(lambda s: s.set_pinned_wanted(r.chat.chat_id, on, r.now, kind=r.chat.kind,
+                                                   title=r.chat.title))  # fmt: skip
+    if on and r.pin_now is not None:
+        await r.pin_now()
+    return i18n.t(r.language, "settings_saved")
+
+
 async def _settings(r: Request) -> str:
+    if r.args and r.args[0].lower() == "pinned":
+        return await _settings_pinned(r)
+
     def current(s: Store) -> tuple[ChatSettings, bool]:
         subscriber = s.subscriber(r.chat.chat_id)
         return s.chat_settings(r.chat.chat_id), bool(subscriber and subscriber.active)

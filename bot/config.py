@@ -103,6 +103,9 @@ class Config:
     # Pushes as Telegram's paid broadcasts: up to 1000 messages/s, 0.1 Stars per message billed
     # above the free 30/s. Replies to commands stay free.
     paid_broadcast: bool = False
+    # One pinned post of the date, clocks and counters per channel (and per group that asks),
+    # edited in place at midnight in `timezone`.
+    pinned_counters: bool = False
     api_base_url: str | None = None
     metrics: tuple[str, int] | None = None  # host and port of the Prometheus endpoint; None: off
     source: Path | None = field(default=None, compare=False)
@@ -142,6 +145,7 @@ _BOT_KEYS = {
     "corrections",
     "corrections_window_hours",
     "paid_broadcast",
+    "pinned_counters",
     "api_base_url",
     "metrics",
     "language",
@@ -249,6 +253,10 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
     if not isinstance(paid_broadcast, bool):
         problems.append("bot.paid_broadcast: must be true or false")
         paid_broadcast = False
+    pinned_counters = bot.get("pinned_counters", False)
+    if not isinstance(pinned_counters, bool):
+        problems.append("bot.pinned_counters: must be true or false")
+        pinned_counters = False
 
     api_base_url = env.get(API_BASE_URL_ENV) or bot.get("api_base_url")
     if api_base_url is not None and not _is_http_url(api_base_url):
@@ -297,6 +305,7 @@ def parse_config(raw: dict[str, Any], env: dict[str, str], source: Path | None =
         corrections=corrections,
         corrections_window_hours=corrections_window_hours,
         paid_broadcast=paid_broadcast,
+        pinned_counters=pinned_counters,
         api_base_url=api_base_url,
         metrics=metrics,
         source=source,

@@ -196,6 +196,26 @@ def m007_telegraph(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def m006_pinned_counters(db: sqlite_utils.Database) -> None:
+    # Issue 12: a group's choice of the daily pinned counters post (with its other settings),
+    # and each chat's post: its message id, a hash of the text it was last given, the day a new
+    # one was last posted (at most one a day), whether it is lost (deleted or unpinned: a new
+    # one comes at the next midnight), pinned, and whether the admins were told it could not be.
+    for sql in (
+        "ALTER TABLE subscribers ADD COLUMN pinned_counters INTEGER NOT NULL DEFAULT 0",
+        "CREATE TABLE pinned_posts ("
+        " chat_id TEXT PRIMARY KEY,"
+        " message_id INTEGER,"
+        " text_sha256 TEXT,"
+        " posted_on TEXT,"
+        " lost INTEGER NOT NULL DEFAULT 0,"
+        " pinned INTEGER NOT NULL DEFAULT 0,"
+        " told_no_pin_right INTEGER NOT NULL DEFAULT 0,"
+        " updated_at TEXT NOT NULL)",
+    ):
+        db.execute(sql)
+
+
 def _fold_yo(column: str) -> str:
     """SQL for `column` with the Cyrillic yo (both cases) written as ye."""
     return f"replace(replace({column}, '\u0451', '\u0435'), '\u0401', '\u0415')"
@@ -207,6 +227,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (3, m003_feed_sources),
     (4, m004_chat_settings_and_search),
     (5, m005_corrections),
+    (6, m006_pinned_counters),
     (7, m007_telegraph),
 ]
 LATEST_VERSION = max(v for v, _ in MIGRATIONS)  # the list is kept in order; max() anyway

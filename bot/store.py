@@ -14,7 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +33,7 @@ from bot.model import (
     StoreStatus,
     Subscriber,
 )
+from bot.pinned_text import PinnedPost
 
 logger = logging.getLogger(__name__)
 
@@ -686,6 +687,67 @@ class Store:
     def _subscriber_row(self, chat_id: int | str) -> dict | None:
         rows = list(self.db.query("SELECT * FROM subscribers WHERE chat_id = ?", [str(chat_id)]))
         return rows[0] if rows else None
+
+    # ---- the daily pinned counters post (bot/pinned.py) ---------------------------------
+
+    def pinned_wanted(self, chat_id: int | str) -> bool:
+        """Whether the group's admins turned the pinned counters post on in /settings."""
+        row = self._subscriber_row(chat_id)
+        return bool(row and row["pinned_counters"])
+
+    def set_pinned_wanted(
+        self, chat_id: int | str, on: bool, now: datetime, *, kind: str, title: str = ""
+    ) -> None:
+        """Store the group's choice with its settings (an unsubscribed group keeps an inactive
+        row, as save_settings does); turning it off forgets the post."""
+        with self.db.atomic():
+            if self._subscriber_row(chat_id) is None:
+                self.db.execute(
+                    "INSERT INTO subscribers (chat_id, kind, title, active, subscribed_at, "
+                    "changed_at, reason) VALUES (?, ?, ?, 0, ?, ?, ?)",
+                    [str(chat_id), kind, title, iso(now), iso(now), "not subscribed"],
+                )
+            self.db.execute(
+                "UPDATE subscribers SET pinned_counters = ?, changed_at = ? WHERE chat_id = ?",
+                [on, iso(now), str(chat_id)],
+            )
+            if not on:
+                self.forget_pinned_post(chat_id)
+
+    def pinned_groups(self) -> list[tuple[int | str, str, str | None]]:
+        """(chat id, kind, language) of every group that asked for the post."""
+        rows = self.db.execute(
+            "SELECT chat_id, kind, language FROM subscribers WHERE pinned_counters = 1 "
+            "AND kind IN ('group', 'supergroup') ORDER BY id"
+        ).fetchall()
+        return [(chat_id_value(r[0]), r[1], r[2]) for r in rows]
+
+    def pinned_post(self, chat_id: int | str) -> PinnedPost | None:
+        rows = list(self.db.query("SELECT * FROM pinned_posts WHERE chat_id = ?", [str(chat_id)]))
+        if not rows:
+            return None
+        r = rows[0]
+        return PinnedPost(
+            chat_id=chat_id_value(r["chat_id"]),
+            message_id=r["message_id"],
+            text_sha256=r["text_sha256"],
+            posted_on=date.fromisoformat(r["posted_on"]) if r["posted_on"] else None,
+            lost=bool(r["lost"]),
+            pinned=bool(r["pinned"]),
+            told_no_pin_right=bool(r["told_no_pin_right"]),
+        )
+
+    def save_pinned_post(self, post: PinnedPost, now: datetime) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO pinned_posts (chat_id, message_id, text_sha256, posted_on, "
+            "lost, pinned, told_no_pin_right, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [str(post.chat_id), post.message_id, post.text_sha256,
+             post.posted_on.isoformat() if post.posted_on else None, post.lost, post.pinned,
+             post.told_no_pin_right, iso(now)],
+        )  # fmt: skip
+
+    def forget_pinned_post(self, chat_id: int | str) -> None:
+        self.db.execute("DELETE FROM pinned_posts WHERE chat_id = ?", [str(chat_id)])
 
     # ---- outbox ------------------------------------------------------------------------
 

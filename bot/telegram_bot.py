@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from telegram import (
     Bot,
     BotCommand,
     BotCommandScopeChat,
+    CallbackQuery,
     Chat,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
@@ -52,6 +53,7 @@ from bot.fetch import make_client
 from bot.logs import secret_filter
 from bot.metrics import metrics_for
 from bot.model import ChatSettings, PollOutcome
+from bot.pinned import PinnedPosts
 from bot.service import Service, utc_now
 from bot.store import AsyncStore, Store, StoreUnavailable
 from bot.telegram_request import AiohttpRequest
@@ -105,10 +107,13 @@ def read_token(env: Mapping[str, str] | None = None) -> str:
 class Handlers:
     """Every update the bot reacts to: the command table's commands and the settings buttons."""
 
-    def __init__(self, config: Config, db: AsyncStore, service: Service) -> None:
+    def __init__(
+        self, config: Config, db: AsyncStore, service: Service, pinned: PinnedPosts | None = None
+    ) -> None:
         self.config = config
         self.db = db
         self.service = service
+        self.pinned = pinned  # the daily pinned counters posts (bot.pinned_counters)
         self._last_notice: dict[str, float] = {}  # error type -> time.monotonic() of its notice
 
     async def command(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -162,7 +167,23 @@ class Handlers:
             self.config, self.db, where, utc_now(), language, tuple(context.args or ()),
             user_language_code=user.language_code if user else None,
             is_bot_admin=self._is_admin(update), poll=poll, fanouts=self.service.engine.progress,
+            pin_now=self._pin_now(where, language),
         )  # fmt: skip
+
+    def _pin_now(self, where: ChatRef, language: str) -> Callable[[], Awaitable[object]] | None:
+        """/settings pinned on posts at once, as the button does."""
+        pinned = self.pinned
+        if pinned is None:
+            return None
+
+        async def pin_now() -> None:
+            try:
+                await pinned.refresh(where.chat_id, where.kind, language)
+            except TelegramError as exc:  # saved all the same: midnight tries again
+                logger.warning("chat %s: could not post the pinned counters: %s", where.chat_id,
+                               exc)  # fmt: skip
+
+        return pin_now
 
     async def _to_admin(
         self, update: Update, context: ContextTypes.DEFAULT_TYPE, text: str, language: str
@@ -202,13 +223,16 @@ class Handlers:
     ) -> tuple[str, InlineKeyboardMarkup]:
         """The settings message of a chat and its keyboard, in `language`."""
 
-        def current(s: Store) -> tuple[ChatSettings, bool]:
+        def current(s: Store) -> tuple[ChatSettings, bool, bool]:
             subscriber = s.subscriber(where.chat_id)
-            return s.chat_settings(where.chat_id), bool(subscriber and subscriber.active)
+            return (s.chat_settings(where.chat_id), bool(subscriber and subscriber.active),
+                    s.pinned_wanted(where.chat_id))  # fmt: skip
 
-        settings, subscribed = await self.db.read(current)
+        settings, subscribed, pinned = await self.db.read(current)
         text = commands.settings_reply(settings, self.config, language, subscribed=subscribed)
-        return text, settings_keyboard(settings, self.config, language, where.chat_id)
+        offer = self.pinned is not None and where.kind in _PINNED_KINDS
+        return text, settings_keyboard(settings, self.config, language, where.chat_id,
+                                       pinned=pinned if offer else None)  # fmt: skip
 
     async def settings_button(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         """A press on the settings keyboard: change one setting, edit the message in place.
@@ -235,6 +259,9 @@ class Handlers:
             await query.answer(commands.group_admins_only_reply("settings", language))
             return
         now = utc_now()
+        if press.op in ("p1", "p0"):
+            await self._pinned_press(query, where, press.op == "p1", language)
+            return
 
         def change(s: Store) -> tuple[ChatSettings | None, str | None]:
             # Read and write in one turn of the writer: two admins pressing at once both count.
@@ -259,6 +286,24 @@ class Handlers:
         except BadRequest as exc:
             if "not modified" not in exc.message.lower():
                 raise  # a press that changed nothing visible (the language it already had)
+
+    async def _pinned_press(
+        self, query: CallbackQuery, where: ChatRef, on: bool, language: str
+    ) -> None:
+        """The pinned counters post turned on (posted at once) or off (no longer kept)."""
+        if self.pinned is None or where.kind not in _PINNED_KINDS:
+            await query.answer(i18n.t(language, "settings_stale"))  # the config turned it off
+            return
+        now = utc_now()
+        await self.db.write(lambda s: s.set_pinned_wanted(where.chat_id, on, now, kind=where.kind,
+                                                          title=where.title))  # fmt: skip
+        await query.answer(i18n.t(language, "settings_saved"))
+        text, keyboard = await self._settings_view(where, language)
+        with contextlib.suppress(BadRequest):  # not modified: a second press of an old keyboard
+            await query.edit_message_text(text, reply_markup=keyboard)
+        pin_now = self._pin_now(where, language)
+        if on and pin_now:
+            await pin_now()
 
     async def on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         """Log with context; the user gets one line, the admins the error's name and text."""
@@ -324,6 +369,8 @@ class Handlers:
         await _send(message.get_bot(), message.chat_id, text, thread_id, keyboard)
 
 
+# The chats whose admins may ask for the pinned counters post (channels get it from the config).
+_PINNED_KINDS = ("group", "supergroup")
 # What a non-admin's /start, /stop or /settings in a group is refused as.
 _REFUSED = {"start": "subscribe", "stop": "unsubscribe"}
 
@@ -358,8 +405,9 @@ async def _send(
 
 # ---- the settings keyboard's callback data --------------------------------------------------
 # "s:<chat id>:<op>:<arg>", at most 64 bytes (Telegram's limit): f1/f0 turn a section on/off
-# (arg: the feed's token), q1/q0 silent pushes on/off, l a language. Each press names the state
-# it asks for, so a press on an old keyboard does what its label said, never the opposite.
+# (arg: the feed's token), q1/q0 silent pushes on/off, l a language, p1/p0 the pinned counters
+# post on/off. Each press names the state it asks for, so a press on an old keyboard does what
+# its label said, never the opposite.
 SETTINGS_PREFIX = "s:"
 MAX_CALLBACK_DATA = 64
 _FEED_TOKEN_LENGTH = 40  # room for "s:-1001234567890123:f1:" within 64 bytes
@@ -397,7 +445,7 @@ def parse_settings_data(data: str) -> SettingsPress | None:
     return SettingsPress(chat_id, parts[2], parts[3])
 
 
-_OPS = ("f1", "f0", "q1", "q0", "l")
+_OPS = ("f1", "f0", "q1", "q0", "l", "p1", "p0")
 
 
 def apply_press(
@@ -420,9 +468,15 @@ def apply_press(
 
 
 def settings_keyboard(
-    settings: ChatSettings, config: Config, language: str, chat_id: int | str
+    settings: ChatSettings,
+    config: Config,
+    language: str,
+    chat_id: int | str,
+    *,
+    pinned: bool | None = None,
 ) -> InlineKeyboardMarkup:
-    """One button per section (✅ on), the sound, the languages (✓ the chat's)."""
+    """One button per section (✅ on), the sound, the pinned counters post (when `pinned` is
+    not None: in groups, with bot.pinned_counters), the languages (✓ the chat's)."""
     on = set(commands.sections_on(settings, config))
     rows = [
         [InlineKeyboardButton(
@@ -437,6 +491,11 @@ def settings_keyboard(
         i18n.t(language, sound),
         callback_data=settings_data(chat_id, "q0" if settings.silent else "q1"),
     )])  # fmt: skip
+    if pinned is not None:
+        rows.append([InlineKeyboardButton(
+            i18n.t(language, "settings_pinned_on" if pinned else "settings_pinned_off"),
+            callback_data=settings_data(chat_id, "p0" if pinned else "p1"),
+        )])  # fmt: skip
     rows.append([
         InlineKeyboardButton(
             ("✓ " if code == language else "") + i18n.language_name(code),
@@ -578,12 +637,14 @@ async def run_telegram(config: Config, token: str) -> int:
             concurrency=PAID_CONCURRENCY if config.paid_broadcast else FREE_CONCURRENCY,
             metrics=metrics,
         )
+        pinned = (PinnedPosts(app.bot, db, config, notify_admins, utc_now)
+                  if config.pinned_counters else None)  # fmt: skip
         await db.write(lambda s: _sync_subscribers(config, s))
         released = await db.write(lambda s: s.release_in_flight())
         if released:
             logger.warning("%d messages were in flight at the last stop; sending them again",
                            released)  # fmt: skip
-        add_handlers(app, Handlers(config, db, service))
+        add_handlers(app, Handlers(config, db, service, pinned))
 
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -602,8 +663,10 @@ async def run_telegram(config: Config, token: str) -> int:
             logger.error("cannot reach the Bot API: %s: %s", type(exc).__name__, exc)
             return 1
         await app.start()
-        service.start_scheduler()
+        service.start_scheduler(at_midnight=pinned.midnight if pinned else None)
         service.kick_delivery()  # whatever was pending before a restart
+        # A restart or a config change of the counters: stale posts are edited now.
+        refresh = asyncio.create_task(pinned.refresh_all()) if pinned else None
         subscribers = await db.read(lambda s: s.active_subscriber_count())
         logger.info("running: %d feeds, %d subscribers", len(config.feeds), subscribers)
         revoked = await _until_stopped_or_revoked(app, stop, config.telegram_check_interval)
@@ -612,6 +675,10 @@ async def run_telegram(config: Config, token: str) -> int:
             # The updater's last getUpdates on stop must fail without a token; its traceback
             # would only hide the one line that says what to do.
             logging.getLogger("telegram.ext.Updater").setLevel(logging.CRITICAL)
+        if refresh and not refresh.done():
+            refresh.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresh
         await service.stop()
         await app.updater.stop()
         _stop_answering(app)

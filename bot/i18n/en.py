@@ -51,6 +51,17 @@ MESSAGES: dict[str, str] = {
     "settings_bad_language": "I don't speak “{name}”. Languages: {languages}.",
     "settings_usage_short": "Usage: /settings, /settings sections NAME..., "
     "/settings silent on|off, /settings language {languages}.",
+    "settings_pinned_on": "📌 Pinned counters post: on",
+    "settings_pinned_off": "📌 Pinned counters post: off",
+    "settings_pinned_unavailable": (
+        "The pinned counters post is for groups, when the bot offers it."
+    ),
+    "settings_bad_pinned": "Usage: /settings pinned on, or /settings pinned off.",
+    # the daily pinned counters post
+    "pinned_no_right": (
+        "I cannot pin the counters post: give me the right to pin messages. I keep "
+        "the post up to date meanwhile."
+    ),
     # errors
     "failure": "Sorry, that did not work. The admins have the details.",
     "unknown_command": "I don't know that command. /help lists what I can do.",

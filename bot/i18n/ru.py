@@ -54,6 +54,16 @@ MESSAGES: dict[str, str] = {
     "settings_bad_language": "Язык «{name}» не поддерживается. Языки: {languages}.",
     "settings_usage_short": "Как использовать: /settings, /settings sections РАЗДЕЛ..., "
     "/settings silent on|off, /settings language {languages}.",
+    "settings_pinned_on": "📌 Закреплённые счётчики: включены",
+    "settings_pinned_off": "📌 Закреплённые счётчики: выключены",
+    "settings_pinned_unavailable": "Закреплённые счётчики есть только в группах, если бот их "
+    "предлагает.",
+    "settings_bad_pinned": "Как использовать: /settings pinned on или /settings pinned off.",
+    # закреплённые счётчики
+    "pinned_no_right": (
+        "Я не могу закрепить сообщение со счётчиками: дайте мне право закреплять "
+        "сообщения. Пока я обновляю его и без этого."
+    ),
     # ошибки
     "failure": "Не получилось, извините. Подробности у администраторов.",
     "unknown_command": "Такой команды я не знаю. /help перечисляет, что я умею.",
