@@ -177,25 +177,6 @@ def m005_corrections(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
-def m007_telegraph(db: sqlite_utils.Database) -> None:
-    # Issue 12, full text on Telegraph: each statement's page (url for the push, path for
-    # editPage), its full text as HTML in a table of its own (the outbox query reads statements
-    # with every pushed row: kilobytes of HTML per row would ride along), and the bot's
-    # Telegraph account, made once (its access token is a secret: never logged).
-    for sql in (
-        "ALTER TABLE statements ADD COLUMN telegraph_url TEXT NOT NULL DEFAULT ''",
-        "ALTER TABLE statements ADD COLUMN telegraph_path TEXT NOT NULL DEFAULT ''",
-        "CREATE TABLE statement_texts ("
-        " statement_id INTEGER PRIMARY KEY REFERENCES statements(id),"
-        " full_html TEXT NOT NULL)",
-        "CREATE TABLE telegraph_account ("
-        " id INTEGER PRIMARY KEY CHECK (id = 1),"
-        " access_token TEXT NOT NULL,"
-        " created_at TEXT NOT NULL)",
-    ):
-        db.execute(sql)
-
-
 def m006_pinned_counters(db: sqlite_utils.Database) -> None:
     # Issue 12: a group's choice of the daily pinned counters post (with its other settings),
     # and each chat's post: its message id, a hash of the text it was last given, the day a new
@@ -212,6 +193,25 @@ def m006_pinned_counters(db: sqlite_utils.Database) -> None:
         " pinned INTEGER NOT NULL DEFAULT 0,"
         " told_no_pin_right INTEGER NOT NULL DEFAULT 0,"
         " updated_at TEXT NOT NULL)",
+    ):
+        db.execute(sql)
+
+
+def m007_telegraph(db: sqlite_utils.Database) -> None:
+    # Issue 12, full text on Telegraph: each statement's page (url for the push, path for
+    # editPage), its full text as HTML in a table of its own (the outbox query reads statements
+    # with every pushed row: kilobytes of HTML per row would ride along), and the bot's
+    # Telegraph account, made once (its access token is a secret: never logged).
+    for sql in (
+        "ALTER TABLE statements ADD COLUMN telegraph_url TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE statements ADD COLUMN telegraph_path TEXT NOT NULL DEFAULT ''",
+        "CREATE TABLE statement_texts ("
+        " statement_id INTEGER PRIMARY KEY REFERENCES statements(id),"
+        " full_html TEXT NOT NULL)",
+        "CREATE TABLE telegraph_account ("
+        " id INTEGER PRIMARY KEY CHECK (id = 1),"
+        " access_token TEXT NOT NULL,"
+        " created_at TEXT NOT NULL)",
     ):
         db.execute(sql)
 
