@@ -318,3 +318,52 @@ def test_status_counts_corrections_sent_in_both_languages(tmp_path: Path, store:
     assert status.corrections_sent == 0
     assert "Corrections sent: 0" in status_reply(status, config, START, language="en")
     assert "Отправлено исправлений: 0" in status_reply(status, config, START, language="ru")
+
+
+@pytest.mark.slow
+def test_the_bot_process_edits_a_corrected_push_in_every_chat(tmp_path: Path) -> None:
+    """`statement-bot run` against the fake Bot API and a feed server: a statement pushed to two
+    chats is corrected in the feed; both messages are edited in place, the admins told once."""
+    from tests.fakes.feed_server import FeedServer
+    from tests.test_telegram_bot import (
+        ADMIN,
+        BOT_NAME,
+        RSS_TYPE,
+        SAMPLES,
+        BotProcess,
+        _baseline_done,
+        feed_with_extra_item,
+        say,
+        wait_until,
+    )
+    from tests.test_telegram_bot import TOKEN as BOT_TOKEN
+
+    with FakeBotAPI(token=BOT_TOKEN, username=BOT_NAME) as api, FeedServer() as feeds:
+        feeds.set("/feed.xml", (SAMPLES / "embassy-rss.xml").read_bytes(), content_type=RSS_TYPE)
+        process = BotProcess(tmp_path, api, feeds.url("/feed.xml")).start()
+        try:
+            wait_until(lambda: _baseline_done(tmp_path), "the first poll")
+            for chat in (1001, 1002):
+                say(api, chat, "/start")
+            feeds.set("/feed.xml", feed_with_extra_item(7015, "Original title"),
+                      content_type=RSS_TYPE)  # fmt: skip
+            pushed = {}
+            for chat in (1001, 1002):
+                messages = api.wait_for_messages(4, chat_id=chat)  # welcome and 3 pushes
+                [push] = [m for m in messages if "Original title" in m.text]
+                pushed[chat] = push.message_id
+            feeds.set("/feed.xml", feed_with_extra_item(7015, "Corrected title"),
+                      content_type=RSS_TYPE)  # fmt: skip
+            api.wait_for_call("editMessageText", 2, timeout=20)
+            for chat, message_id in pushed.items():
+                assert "Corrected title" in api.bot_message(chat, message_id)["text"]
+                assert len(api.sent_messages(chat)) == 4  # edited in place, nothing new
+            wait_until(
+                lambda: any("Corrected “Corrected title”: editing 2 sent messages." in m.text
+                            for m in api.sent_messages(ADMIN)),
+                "the admins' notice",
+            )  # fmt: skip
+            [status] = say(api, ADMIN, "/status")
+            assert "Corrections sent: 2" in status.text
+        finally:
+            process.stop()
