@@ -104,6 +104,14 @@ def test_db_faults() -> None:
     assert "| rows left sending / pending at the end     | 0 / 0" in out
 
 
+def test_kill9_during_the_edits_of_a_correction() -> None:
+    out = run_bench("bench.kill9", "--edits", "--chats", "20", "--points", "1")
+    [row] = [line for line in out.splitlines() if line.startswith("| 50%")]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[2] == "0" and int(cells[5]) <= 2  # none left unedited, at most one edit twice
+    assert "New messages sent by a correction (must be 0): 0" in out
+
+
 def test_store_queries() -> None:
     out = run_bench("bench.store_queries", "--statements", "300", "--subscribers", "200",
                     "--runs", "3")  # fmt: skip
