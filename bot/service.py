@@ -81,6 +81,7 @@ class Service:
         self.scheduler: AsyncIOScheduler | None = None
         self._drain_task: asyncio.Task[None] | None = None
         self._drain_again = False
+        self._jobs: set[asyncio.Task[object]] = set()  # scheduled jobs running now
 
     async def poll_feed(self, feed: FeedConfig, *, force: bool = False) -> PollOutcome:
         outcome = await self.poller.poll(feed, force=force)
@@ -138,10 +139,11 @@ class Service:
         a sweep picks up deliveries waiting for a retry; `at_midnight` runs at 00:00 in
         bot.timezone (the pinned counters posts)."""
         scheduler = AsyncIOScheduler(timezone=UTC)
+        job = self._stoppable
         for feed in self.config.feeds:
             first = self.clock() if poll_now else self.clock() + timedelta(seconds=feed.interval)
             scheduler.add_job(
-                self.poll_feed,
+                job(self.poll_feed),
                 "interval",
                 args=[feed],
                 seconds=feed.interval,
@@ -153,7 +155,7 @@ class Service:
                 misfire_grace_time=max(1, int(feed.interval)),
             )
         scheduler.add_job(
-            self._prune,
+            job(self._prune),
             "interval",
             hours=24,
             next_run_time=self.clock(),
@@ -162,7 +164,7 @@ class Service:
             coalesce=True,
         )
         scheduler.add_job(
-            self._sweep,
+            job(self._sweep),
             "interval",
             seconds=RETRY_SWEEP_SECONDS,
             id="delivery-sweep",
@@ -171,7 +173,7 @@ class Service:
         )
         if at_midnight is not None:
             scheduler.add_job(
-                at_midnight,
+                job(at_midnight),
                 midnight_trigger(self.config.timezone),
                 id="midnight",
                 max_instances=1,
@@ -182,10 +184,31 @@ class Service:
         self.scheduler = scheduler
         return scheduler
 
+    def _stoppable(self, fn: Callable[..., Awaitable[object]]) -> Callable[..., Awaitable[None]]:
+        """A scheduled job that stop() may cancel. APScheduler logs a cancelled job as a crash,
+        with a traceback, so the job ends quietly instead (stopping is no error)."""
+
+        async def run(*args: object) -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            self._jobs.add(task)
+            try:
+                await fn(*args)
+            except asyncio.CancelledError:
+                logger.info("%s stopped by the shutdown", getattr(fn, "__name__", "a job"))
+            finally:
+                self._jobs.discard(task)
+
+        return run
+
     async def stop(self, grace: float = 5.0) -> None:
         """Stop polling, let the messages in flight finish (within `grace`), send nothing new."""
         if self.scheduler and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
+        for task in list(self._jobs):  # a poll or a prune under way: what it wrote is kept
+            task.cancel()
+        if self._jobs:
+            await asyncio.wait(list(self._jobs), timeout=grace)
         self.engine.stop()
         if self._drain_task and not self._drain_task.done():
             try:

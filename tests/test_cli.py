@@ -280,3 +280,8 @@ def test_console_stops_when_piped_input_ends(workdir: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "26.10.2021 - Consular Section" in result.stdout
     assert time.monotonic() - started < 20
+    # Input that ends at once (`< /dev/null`): jobs under way at the stop (the daily prune
+    # starts with the console) end quietly, not with APScheduler's traceback.
+    empty = bot(workdir, "run", "--console", stdin="", timeout=30)
+    assert empty.returncode == 0
+    assert "Traceback" not in empty.stderr and "ERROR" not in empty.stderr, empty.stderr
