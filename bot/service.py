@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
@@ -188,6 +189,7 @@ class Service:
         """A scheduled job that stop() may cancel. APScheduler logs a cancelled job as a crash,
         with a traceback, so the job ends quietly instead (stopping is no error)."""
 
+        @functools.wraps(fn)
         async def run(*args: object) -> None:
             task = asyncio.current_task()
             assert task is not None

@@ -206,7 +206,7 @@ async def test_the_service_schedules_the_midnight_job_in_the_bots_time_zone(
         scheduler = service.start_scheduler(poll_now=False, at_midnight=at_midnight)
         try:
             job = scheduler.get_job("midnight")
-            assert job is not None and job.func is at_midnight
+            assert job is not None and job.func.__wrapped__ is at_midnight
             fire = job.trigger.get_next_fire_time(None, datetime(2026, 3, 29, 12, tzinfo=UTC))
             assert fire == london(2026, 3, 30, 0, 0)
         finally:
