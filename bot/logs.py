@@ -64,9 +64,9 @@ def configure_logging(level: str = "INFO", fmt: str = "text", stream: TextIO | N
     root.setLevel(level.upper())
     # httpx logs every request URL at INFO, and Bot API URLs contain the token: quiet unless
     # an admin asks for DEBUG, and then the secret filter scrubs the token out of every line.
-    if root.level > logging.DEBUG:
-        for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.ExtBot", "hpack"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+    for noisy in ("httpx", "httpcore", "apscheduler", "telegram.ext.ExtBot", "hpack"):
+        logging.getLogger(noisy).setLevel(quiet)  # NOTSET: DEBUG shows them, secrets scrubbed
     # With max_retries=0 the rate limiter logs every RetryAfter as an ERROR with a traceback;
     # the delivery engine handles it (waits as told) and logs it as a warning.
     logging.getLogger("telegram.ext.AIORateLimiter").setLevel(logging.CRITICAL)
