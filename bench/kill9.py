@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from bench.common import TOKEN, now_utc, print_machine, print_table, rss_feed
@@ -27,6 +27,16 @@ from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.feed_server import FeedServer, strong_etag
 
 CORRECTED = b"Corrected statement number 20 on"
+
+
+def publish_one(api: FakeBotAPI, feeds: FeedServer, base: datetime) -> bytes:
+    """Once the bot runs and has read its baseline, the feed gets one new statement."""
+    api.wait_for_call("getUpdates", 1, timeout=30)
+    wait_until(lambda: len(feeds.requests_for("/feed.xml")) >= 1, 30, "the baseline")
+    time.sleep(0.5)
+    fresh = rss_feed(range(21), base)
+    feeds.set("/feed.xml", fresh, etag=strong_etag(fresh))
+    return fresh
 
 
 def edit_point(chats: int, share: float) -> dict[str, float]:
@@ -42,11 +52,7 @@ def edit_point(chats: int, share: float) -> dict[str, float]:
         config = prepare_state(root, feeds, chats, base)
         proc = start_bot(config, root, api.base_url, (root / "bot-1.log").open("wb"))
         try:
-            api.wait_for_call("getUpdates", 1, timeout=30)
-            wait_until(lambda: len(feeds.requests_for("/feed.xml")) >= 1, 30, "the baseline")
-            time.sleep(0.5)
-            fresh = rss_feed(range(21), base)
-            feeds.set("/feed.xml", fresh, etag=strong_etag(fresh))
+            fresh = publish_one(api, feeds, base)
             wait_until(lambda: len(api.messages) >= chats, chats / 20 + 60, "every push")
             time.sleep(2)  # the last outcomes are recorded: their message ids are what is edited
             corrected = fresh.replace(b"Statement number 20 on", CORRECTED)
@@ -109,11 +115,7 @@ def one_point(chats: int, share: float, paid: bool = False) -> dict[str, float]:
             config.write_text(text.replace("[bot]\n", "[bot]\npaid_broadcast = true\n", 1))
         proc = start_bot(config, root, api.base_url, (root / "bot-1.log").open("wb"))
         try:
-            api.wait_for_call("getUpdates", 1, timeout=30)
-            wait_until(lambda: len(feeds.requests_for("/feed.xml")) >= 1, 30, "the baseline")
-            time.sleep(0.5)
-            fresh = rss_feed(range(21), base)  # one new statement
-            feeds.set("/feed.xml", fresh, etag=strong_etag(fresh))
+            publish_one(api, feeds, base)
             kill_at = int(chats * share)
             wait_until(lambda: len(api.messages) >= kill_at, 120, f"{kill_at} messages")
             killed_after = len(api.messages)
