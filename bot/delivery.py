@@ -208,6 +208,10 @@ class DeliveryEngine:
         self.metrics = metrics
         # Statements seen in a batch whose rows are not all finished: id -> when recorded.
         self._fanning_out: dict[int, datetime] = {}
+        # Statements whose fan-out was observed finished. Batches overlap (the next is claimed
+        # while the last sends), so a batch can still name a statement whose last row another
+        # batch already finished: it must not be counted twice. The newest 10,000 are enough.
+        self._fanned_out: dict[int, None] = {}
         self._lock = asyncio.Lock()
         self._paused_until: datetime | None = None
         self._stopping = False
@@ -590,7 +594,8 @@ class DeliveryEngine:
         if not self.metrics.enabled:
             return
         for delivery in due:
-            self._fanning_out.setdefault(delivery.statement.id, delivery.statement.first_seen)
+            if delivery.statement.id not in self._fanned_out:
+                self._fanning_out.setdefault(delivery.statement.id, delivery.statement.first_seen)
         ids = list(self._fanning_out)
         try:
             still_open = await self.db.read(lambda s: open_statements(s, ids, self.kinds))
@@ -600,6 +605,9 @@ class DeliveryEngine:
         for statement_id in ids:
             if statement_id not in still_open:
                 recorded = self._fanning_out.pop(statement_id)
+                self._fanned_out[statement_id] = None
+                if len(self._fanned_out) > 10_000:
+                    del self._fanned_out[next(iter(self._fanned_out))]
                 self.metrics.fanout_finished((now - recorded).total_seconds())
 
     def _pause(self, until: datetime) -> None:
