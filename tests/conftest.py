@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from telegram.ext import ExtBot
 
 from bot.config import Config, parse_config
-from bot.store import Store
+from bot.store import AsyncStore, Store
+from bot.telegram_bot import build_application
+from tests.fakes.bot_api import FakeBotAPI
 
 DATA = Path(__file__).parent / "data"
 SAMPLES = DATA / "samples"
 CORPUS = DATA / "feedparser-corpus"
+
+FAKE_TOKEN = "123:ABC"  # what the fake Bot API accepts in the tests that share `api`
 
 SALISBURY = (
     "{days} days have passed since the Salisbury incident - "
@@ -73,6 +78,29 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s = Store.open(tmp_path / "state" / "bot.sqlite3")
     yield s
     s.close()
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> Iterator[AsyncStore]:
+    """The event loop's door to a real SQLite file (the same file as `store` would open)."""
+    door = AsyncStore.open(tmp_path / "state" / "bot.sqlite3")
+    yield door
+    door.close()
+
+
+@pytest.fixture
+def api() -> Iterator[FakeBotAPI]:
+    """The fake Telegram Bot API on 127.0.0.1, for FAKE_TOKEN."""
+    with FakeBotAPI(token=FAKE_TOKEN) as fake:
+        yield fake
+
+
+@pytest.fixture
+async def bot(tmp_path: Path, api: FakeBotAPI) -> AsyncIterator[ExtBot]:
+    """The bot's own Application's Bot (its request class, rate limiter, defaults), on `api`."""
+    app = build_application(build_config(tmp_path, api_base_url=api.base_url), FAKE_TOKEN)
+    async with app.bot as tg_bot:
+        yield tg_bot
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import html
 import io
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,12 +24,11 @@ from bot.delivery import ChatAddress, DeliveryEngine, SendOutcome
 from bot.model import Delivery, PollReport, Statement
 from bot.poller import record_poll
 from bot.store import AsyncStore, Store
-from bot.telegram_bot import build_application
 from bot.telegram_sender import TelegramSender
-from tests.conftest import build_config
+from tests.conftest import FAKE_TOKEN, build_config
 from tests.fakes.bot_api import FakeBotAPI
 
-TOKEN = "123:ABC"
+TOKEN = FAKE_TOKEN  # the shared `api` fixture accepts it
 FEED = FeedConfig(name="statements", url="https://example.org/rss", announce_first=1)
 WINDOW = timedelta(hours=48)
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -56,26 +54,6 @@ class Clock:
 
 async def no_admins(text: str) -> None:
     pass
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotAPI]:
-    with FakeBotAPI(token=TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, api: FakeBotAPI) -> AsyncIterator[ExtBot]:
-    app = build_application(build_config(tmp_path, api_base_url=api.base_url), TOKEN)
-    async with app.bot as tg_bot:
-        yield tg_bot
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[AsyncStore]:
-    door = AsyncStore.open(tmp_path / "state" / "bot.sqlite3")
-    yield door
-    door.close()
 
 
 @pytest.fixture

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -71,14 +70,6 @@ def statements(*numbers: int, base: datetime) -> list[Statement]:
         Statement(f"k{n}", f"Statement {n}", f"https://e.org/{n}", base + timedelta(hours=n), "")
         for n in sorted(numbers, reverse=True)
     ]
-
-
-@pytest.fixture
-def db(tmp_path: Path) -> Iterator[AsyncStore]:
-    """The engine's door to a real SQLite file."""
-    door = AsyncStore.open(tmp_path / "state" / "bot.sqlite3")
-    yield door
-    door.close()
 
 
 @pytest.fixture

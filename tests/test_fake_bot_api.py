@@ -12,7 +12,7 @@ import threading
 import time
 import urllib.request
 import warnings
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 from telegram import (
@@ -35,6 +35,7 @@ from telegram.error import (
 )
 from telegram.ext import Application, CommandHandler, ContextTypes
 
+from tests.conftest import FAKE_TOKEN
 from tests.fakes.bot_api import ALL_METHODS, FakeBotAPI
 
 # PTB 22.x warns whenever it builds a RetryAfter (its retry_after turns into a timedelta
@@ -43,15 +44,9 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning"
 )
 
-TOKEN = "123:ABC"
+TOKEN = FAKE_TOKEN  # the shared `api` fixture accepts it
 USER = 4242
 GROUP = -1001234567890
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotAPI]:
-    with FakeBotAPI(token=TOKEN) as fake:
-        yield fake
 
 
 @pytest.fixture

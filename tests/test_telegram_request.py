@@ -10,7 +10,7 @@ import asyncio
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -39,22 +39,16 @@ from bot.delivery import (
 from bot.telegram_bot import build_application
 from bot.telegram_request import AiohttpRequest
 from bot.telegram_sender import TelegramSender
-from tests.conftest import build_config
+from tests.conftest import FAKE_TOKEN, build_config
 from tests.fakes.bot_api import FakeBotAPI
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:.*retry_after.*:telegram.warnings.PTBDeprecationWarning"
 )
 
-TOKEN = "123:ABC"
+TOKEN = FAKE_TOKEN  # the shared `api` fixture accepts it
 USER = 4242
 GROUP = -1001234567890
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotAPI]:
-    with FakeBotAPI(token=TOKEN) as fake:
-        yield fake
 
 
 def _bot(base_url: str, kind: str, token: str = TOKEN, read_timeout: float = 5.0) -> Bot:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -16,25 +15,11 @@ from telegram.ext import ExtBot
 
 from bot.config import ConfigError
 from bot.delivery import ChatAddress, Sent
-from bot.telegram_bot import build_application
 from bot.telegram_sender import Priority, TelegramSender, priority_args
-from tests.conftest import build_config
+from tests.conftest import FAKE_TOKEN, build_config
 from tests.fakes.bot_api import FakeBotAPI
 
-TOKEN = "123:ABC"
-
-
-@pytest.fixture
-def api() -> Iterator[FakeBotAPI]:
-    with FakeBotAPI(token=TOKEN) as fake:
-        yield fake
-
-
-@pytest.fixture
-async def bot(tmp_path: Path, api: FakeBotAPI) -> AsyncIterator[ExtBot]:
-    app = build_application(build_config(tmp_path, api_base_url=api.base_url), TOKEN)
-    async with app.bot as tg_bot:
-        yield tg_bot
+TOKEN = FAKE_TOKEN  # the shared `api` fixture accepts it
 
 
 def test_paid_broadcast_is_off_unless_configured(tmp_path: Path) -> None:
