@@ -320,7 +320,7 @@ async def run_console(config: Config, *, once: bool) -> int:
     )  # fmt: skip
 
     def join_console(store: Store) -> None:
-        store.release_in_flight()
+        store.release_in_flight(console.CONSOLE_KINDS)
         console.join(store, utc_now())
 
     await db.write(join_console)

@@ -871,10 +871,17 @@ class Store:
             [SENT, CLOSED, FAILED, iso(before)],
         ).rowcount
 
-    def release_in_flight(self) -> int:
-        """At start-up: rows left 'sending' by a crash go back to the queue."""
+    def release_in_flight(self, kinds: Collection[str] = AUDIENCE_KINDS) -> int:
+        """At start-up: rows left 'sending' by a crash go back to the queue.
+
+        Only the rows of the chats this engine sends to (`kinds`, as for due_deliveries): a
+        console run beside the running bot must not re-queue the bot's messages in flight.
+        """
+        marks = ",".join("?" * len(kinds))
         return self.db.execute(
-            "UPDATE deliveries SET status = ? WHERE status = ?", [PENDING, SENDING]
+            "UPDATE deliveries SET status = ? WHERE status = ? AND subscriber_id IN "
+            f"(SELECT id FROM subscribers WHERE kind IN ({marks}))",
+            [PENDING, SENDING, *kinds],
         ).rowcount
 
     # ---- maintenance -------------------------------------------------------------------

@@ -153,6 +153,18 @@ def test_in_flight_rows_are_released_after_a_crash(baseline: Store, now: datetim
     assert len(baseline.due_deliveries(now, 100)) == 2
 
 
+def test_a_console_start_leaves_the_telegram_chats_rows_in_flight(
+    baseline: Store, now: datetime
+) -> None:
+    """A dry run beside the running bot must not re-queue what the bot is sending right now."""
+    record_poll(baseline, FEED, feed(1, 2, 3), now)
+    for delivery in baseline.due_deliveries(now, 100):
+        baseline.mark_sending(delivery.id, now)
+    assert baseline.release_in_flight(["console"]) == 0
+    assert baseline.due_deliveries(now, 100) == []
+    assert baseline.release_in_flight() == 2
+
+
 def test_failed_rows_do_not_block_the_chat(baseline: Store, now: datetime) -> None:
     record_poll(baseline, FEED, feed(1, 2, 3, 4), now)
     for d in baseline.due_deliveries(now, 100):
