@@ -201,8 +201,7 @@ class Poller:
                     pushed = await self.publisher.publish(pushed, self._author(feed))
                 decision = dataclasses.replace(decision, push=pushed)
             now = self.clock()
-            assert result.body is not None
-            digest = body_hash(result.body, feed)
+            digest = reading.fingerprint  # hashed once, when the body came in
             report = await self.db.write(
                 lambda s: s.apply_poll(
                     feed.name,
@@ -258,8 +257,8 @@ class Poller:
         """Read the feed, through the feed an HTML page named on an earlier poll if it did."""
         fetch = self.fetcher(feed)
 
-        def unchanged(body: bytes) -> bool:
-            return state.body_sha256 is not None and body_hash(body, feed) == state.body_sha256
+        def fingerprint(body: bytes) -> str:
+            return body_hash(body, feed)
 
         if state.discovered_url and feed.page is None:
             try:
@@ -270,7 +269,8 @@ class Poller:
                     etag=state.etag,
                     last_modified=state.last_modified,
                     private_allowed=state.discovered_private,
-                    unchanged=unchanged,
+                    fingerprint=fingerprint,
+                    last_fingerprint=state.body_sha256,
                 )
             except (FetchError, FeedFormatError) as exc:
                 # The site may have moved its feed: look at the page again on the next poll.
@@ -284,7 +284,8 @@ class Poller:
             feed.url,
             etag=state.etag,
             last_modified=state.last_modified,
-            unchanged=unchanged,
+            fingerprint=fingerprint,
+            last_fingerprint=state.body_sha256,
         )
         if reading.discovered:
             logger.info("feed %s: the page names a feed; reading %s", feed.name, reading.discovered)

@@ -200,6 +200,7 @@ class Reading:
     result: FetchResult  # the feed's own document (after discovery, the discovered feed's)
     parsed: ParsedDocument | None  # None: not modified since the validators sent
     discovered: str | None = None  # the feed URL an HTML page named, when one was followed
+    fingerprint: str | None = None  # of the document read (`fingerprint` of read_source)
 
 
 async def read_source(
@@ -210,21 +211,25 @@ async def read_source(
     etag: str | None = None,
     last_modified: str | None = None,
     private_allowed: bool | None = None,
-    unchanged: Callable[[bytes], bool] = lambda body: False,
+    fingerprint: Callable[[bytes], str] | None = None,
+    last_fingerprint: str | None = None,
 ) -> Reading:
     """Fetch `url` and read it; follow the feed an HTML page names (one hop, no further).
 
-    `unchanged(body)` says the body is the one already read (a server that ignores
-    conditional GET): it then costs what a 304 costs, no parse.
+    A body whose `fingerprint` is `last_fingerprint` is the one already read (a server that
+    ignores conditional GET): it then costs what a 304 costs, no parse.
     """
     result = await fetch(
         url, etag=etag, last_modified=last_modified, private_allowed=private_allowed
     )
-    if result.body is None or unchanged(result.body):
+    if result.body is None:
+        return Reading(result, None)
+    seen = fingerprint(result.body) if fingerprint else None
+    if seen is not None and seen == last_fingerprint:
         return Reading(result, None)
     parsed = await _read(source, result)
     if not isinstance(parsed, Discovered):
-        return Reading(result, parsed)
+        return Reading(result, parsed, fingerprint=seen)
     # The named feed must not lead from a public page into the private network: it is allowed
     # there only when the page itself was.
     feed_result = await fetch(parsed.url, private_allowed=result.private)
@@ -232,7 +237,8 @@ async def read_source(
         raise FetchError(f"the feed the page names ({parsed.url}) sent no document")
     feed = await _read(FeedSource(discover=False), feed_result)
     assert not isinstance(feed, Discovered)
-    return Reading(feed_result, feed, discovered=parsed.url)
+    feed_print = fingerprint(feed_result.body) if fingerprint else None
+    return Reading(feed_result, feed, discovered=parsed.url, fingerprint=feed_print)
 
 
 async def _read(source: Source, result: FetchResult) -> ParsedDocument | Discovered:
