@@ -72,7 +72,7 @@ async def language_of(
 ) -> str:
     """The language to answer `chat` in: its /settings choice, else (in a private chat) the
     user's Telegram language, else bot.language."""
-    settings = await db.read(lambda s: s.chat_settings(chat.chat_id))
+    settings = await db.read(lambda s: s.chat_settings(chat.chat_id, chat.thread_id))
     return commands.chat_language(settings.language, chat.kind, user_language_code, config)
 
 
@@ -87,13 +87,16 @@ async def _start(r: Request) -> str:
 
     newly, newest = await r.db.write(subscribe)
     return commands.start_reply(
-        newly, newest[0] if newest else None, r.config, r.now, language=r.language
-    )
+        newly, newest[0] if newest else None, r.config, r.now, language=r.language,
+        topic=r.chat.thread_id is not None,
+    )  # fmt: skip
 
 
 async def _stop(r: Request) -> str:
-    was_active = await r.db.write(lambda s: s.deactivate(r.chat.chat_id, "/stop", r.now))
-    return commands.stop_reply(was_active, r.language)
+    was_active = await r.db.write(
+        lambda s: s.deactivate(r.chat.chat_id, "/stop", r.now, thread_id=r.chat.thread_id)
+    )
+    return commands.stop_reply(was_active, r.language, topic=r.chat.thread_id is not None)
 
 
 async def _latest(r: Request) -> str:
@@ -136,18 +139,21 @@ async def _settings(r: Request) -> str:
         return await _settings_pinned(r)
 
     def current(s: Store) -> tuple[ChatSettings, bool]:
-        subscriber = s.subscriber(r.chat.chat_id)
-        return s.chat_settings(r.chat.chat_id), bool(subscriber and subscriber.active)
+        chat, topic = r.chat.chat_id, r.chat.thread_id
+        subscriber = s.subscriber(chat, topic)
+        return s.chat_settings(chat, topic), bool(subscriber and subscriber.active)
 
     settings, subscribed = await r.db.read(current)
-    new, reply = commands.settings_command(settings, r.args, r.config, r.language)
+    topic = r.chat.thread_id is not None
+    new, reply = commands.settings_command(settings, r.args, r.config, r.language, topic=topic)
     if new is not None:
         await r.db.write(
             lambda s: s.save_settings(r.chat.chat_id, new, r.now, kind=r.chat.kind,
                                       title=r.chat.title, thread_id=r.chat.thread_id)
         )  # fmt: skip
         if not subscribed:
-            reply += "\n\n" + i18n.t(new.language or r.language, "settings_not_subscribed")
+            key = "settings_not_subscribed_topic" if topic else "settings_not_subscribed"
+            reply += "\n\n" + i18n.t(new.language or r.language, key)
     return reply
 
 

@@ -176,9 +176,10 @@ def start_reply(
     now: datetime,
     *,
     language: str | None = None,
+    topic: bool = False,
 ) -> str:
     lang = _lang(config, language)
-    head = t(lang, "start_new" if newly else "start_again")
+    head = t(lang, _scoped("start_new" if newly else "start_again", topic))
     if newest is None:
         return head
     head = f"{head}\n\n{t(lang, 'start_newest')}\n\n"
@@ -186,8 +187,15 @@ def start_reply(
     return head + push_message(newest, config, now, room, language=lang)
 
 
-def stop_reply(was_active: bool, language: str = i18n.DEFAULT_LANGUAGE) -> str:
-    return t(language, "stop_done" if was_active else "stop_not_subscribed")
+def stop_reply(
+    was_active: bool, language: str = i18n.DEFAULT_LANGUAGE, *, topic: bool = False
+) -> str:
+    return t(language, _scoped("stop_done" if was_active else "stop_not_subscribed", topic))
+
+
+def _scoped(key: str, topic: bool) -> str:
+    """The message's wording for a forum topic, which subscribes and chooses on its own."""
+    return f"{key}_topic" if topic else key
 
 
 # ---- /settings -----------------------------------------------------------------------------
@@ -231,7 +239,12 @@ def choose_sections(
 
 
 def settings_reply(
-    settings: ChatSettings, config: Config, language: str, *, subscribed: bool = True
+    settings: ChatSettings,
+    config: Config,
+    language: str,
+    *,
+    subscribed: bool = True,
+    topic: bool = False,
 ) -> str:
     """What /settings shows: the sections on, silent pushes, the language (and, for the text
     form, how to change them)."""
@@ -241,13 +254,13 @@ def settings_reply(
         html.escape(f.title(lang), quote=False) for f in config.feeds if f.name in on
     )
     lines = [
-        t(lang, "settings_title"),
+        t(lang, _scoped("settings_title", topic)),
         t(lang, "settings_sections", sections=sections),
         t(lang, "settings_silent_on" if settings.silent else "settings_silent_off"),
         t(lang, "settings_language", language=i18n.language_name(lang)),
     ]
     if not subscribed:
-        lines += ["", t(lang, "settings_not_subscribed")]
+        lines += ["", t(lang, _scoped("settings_not_subscribed", topic))]
     return "\n".join(lines)
 
 
@@ -265,7 +278,12 @@ _OFF = {"off", "no", "false", "0", "выкл", "нет"}
 
 
 def settings_command(
-    settings: ChatSettings, args: Sequence[str], config: Config, language: str
+    settings: ChatSettings,
+    args: Sequence[str],
+    config: Config,
+    language: str,
+    *,
+    topic: bool = False,
 ) -> tuple[ChatSettings | None, str]:
     """/settings as text (the console; a Telegram client without the buttons):
 
@@ -275,7 +293,8 @@ def settings_command(
     """
     lang = i18n.supported(language)
     if not args:
-        return None, settings_reply(settings, config, lang) + "\n\n" + settings_usage(config, lang)
+        shown = settings_reply(settings, config, lang, topic=topic)
+        return None, shown + "\n\n" + settings_usage(config, lang)
     what, values = args[0].lower(), [a.lower() for a in args[1:]]
     names = " ".join(html.escape(f.name, quote=False) for f in config.feeds)
     new: ChatSettings | None
@@ -301,7 +320,7 @@ def settings_command(
         return None, t(lang, "settings_bad_silent")
     else:
         return None, t(lang, "settings_usage_short", languages="|".join(i18n.LANGUAGES))
-    return new, t(lang, "settings_saved") + "\n\n" + settings_reply(new, config, lang)
+    return new, t(lang, "settings_saved") + "\n\n" + settings_reply(new, config, lang, topic=topic)
 
 
 # ---- admins --------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ means for the subscriber and the row (close, move, wait, retry, give up) is deci
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -36,9 +37,12 @@ class Sent:
 
 @dataclass(frozen=True)
 class ChatGone:
-    """The chat cannot receive anything any more (blocked, kicked, deleted, not found)."""
+    """The chat cannot receive anything any more (blocked, kicked, deleted, not found), or,
+    with `topic_only`, the forum topic the message went to is gone (deleted): the chat's other
+    topics still get theirs."""
 
     reason: str
+    topic_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -216,6 +220,7 @@ class DeliveryEngine:
         self._paused_until: datetime | None = None
         self._stopping = False
         self._last_send: dict[int | str, float] = {}  # chat -> time.monotonic() of its last send
+        self._chat_turns = _ChatTurns()
         self._reachability: tuple[datetime, bool] | None = None  # (checked at, answer)
         # The database: one write at a time from here, so that after a failure the writes
         # queued behind it do not each wait out the busy timeout.
@@ -308,12 +313,15 @@ class DeliveryEngine:
         semaphore = asyncio.Semaphore(self.concurrency)
 
         async def one(delivery: Delivery) -> None:
-            await self._pace(delivery.subscriber.chat_id)
-            async with semaphore:
-                if not self._stopping and not self._db_blocked:
-                    await self._deliver(delivery, report)
-                else:  # claimed but not sent: back to the queue, no attempt spent
-                    self._release(delivery)
+            chat = delivery.subscriber.chat_id
+            # A forum's topics are one chat to Telegram: their rows go one at a time, paced.
+            async with self._chat_turns.turn(chat):
+                await self._pace(chat)
+                async with semaphore:
+                    if not self._stopping and not self._db_blocked:
+                        await self._deliver(delivery, report)
+                    else:  # claimed but not sent: back to the queue, no attempt spent
+                        self._release(delivery)
 
         async def finish(due: list[Delivery], sends: asyncio.Future[list[Any]]) -> None:
             try:
@@ -523,9 +531,17 @@ class DeliveryEngine:
                 logger.info("chat %s migrated: its correction has no message there", sub.chat_id)
                 record = lambda s: s.mark_closed(delivery.id, "chat migrated")  # noqa: E731
                 self.metrics.delivered("moved")
+            case ChatGone(reason, topic_only=True) if sub.thread_id is not None:
+                logger.info("topic %s of chat %s is gone (%s): unsubscribed", sub.thread_id,
+                            sub.chat_id, reason)  # fmt: skip
+                record = lambda s: s.deactivate(  # noqa: E731
+                    sub.chat_id, reason, now, thread_id=sub.thread_id
+                )
+                report.closed_chats += 1
+                self.metrics.delivered("chat_gone")
             case ChatGone(reason):
                 logger.info("chat %s is gone (%s): unsubscribed", sub.chat_id, reason)
-                record = lambda s: s.deactivate(sub.chat_id, reason, now)  # noqa: E731
+                record = lambda s: s.deactivate_chat(sub.chat_id, reason, now)  # noqa: E731
                 report.closed_chats += 1
                 self.metrics.delivered("chat_gone")
                 if sub.kind == "channel":
@@ -640,3 +656,26 @@ class DeliveryEngine:
             await self.notify_admins(text)
         except Exception:
             logger.exception("could not notify the admins")
+
+
+class _ChatTurns:
+    """One send at a time per chat. The outbox gives each subscription (a chat, or a forum's
+    topic) one row at a time; a forum's topics share the chat, and with it Telegram's per-chat
+    limit. A lock exists only while some row of its chat is on its way."""
+
+    def __init__(self) -> None:
+        self._locks: dict[int | str, tuple[asyncio.Lock, int]] = {}
+
+    @contextlib.asynccontextmanager
+    async def turn(self, chat: int | str) -> AsyncIterator[None]:
+        lock, users = self._locks.get(chat) or (asyncio.Lock(), 0)
+        self._locks[chat] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[chat]
+            if users > 1:
+                self._locks[chat] = (lock, users - 1)
+            else:
+                del self._locks[chat]

@@ -5,6 +5,7 @@ Add a function `m00N_what(db)` and append it to MIGRATIONS; never edit one that 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -216,6 +217,39 @@ def m007_telegraph(db: sqlite_utils.Database) -> None:
         db.execute(sql)
 
 
+def m008_topic_subscriptions(db: sqlite_utils.Database) -> None:
+    # Issue 11, settings per topic: a forum's topics subscribe and choose apart, so a chat may
+    # have a subscription per topic (thread_id NULL: the chat itself, or a forum's General
+    # topic). The column-level UNIQUE (chat_id) becomes a unique index on the pair; SQLite
+    # cannot drop a constraint, hence the copy (run with foreign keys off: deliveries and
+    # muted_sections point at these rows, whose ids the copy keeps). A chat's existing row
+    # becomes the subscription of the topic it was last started in, with its settings.
+    columns = ("id, chat_id, thread_id, kind, title, active, subscribed_at, changed_at, reason, "
+               "silent, language, pinned_counters")  # fmt: skip
+    for sql in (
+        "CREATE TABLE subscribers_new ("
+        " id INTEGER PRIMARY KEY,"
+        " chat_id TEXT NOT NULL,"
+        " thread_id INTEGER,"
+        " kind TEXT NOT NULL,"
+        " title TEXT NOT NULL DEFAULT '',"
+        " active INTEGER NOT NULL DEFAULT 1,"
+        " subscribed_at TEXT NOT NULL,"
+        " changed_at TEXT NOT NULL,"
+        " reason TEXT,"
+        " silent INTEGER NOT NULL DEFAULT 0,"
+        " language TEXT,"
+        " pinned_counters INTEGER NOT NULL DEFAULT 0)",
+        f"INSERT INTO subscribers_new ({columns}) SELECT {columns} FROM subscribers",
+        "DROP TABLE subscribers",
+        "ALTER TABLE subscribers_new RENAME TO subscribers",
+        # IFNULL: NULLs are distinct in a unique index, and a chat has one General topic.
+        "CREATE UNIQUE INDEX subscribers_topic ON subscribers (chat_id, IFNULL(thread_id, 0))",
+        "CREATE INDEX subscribers_active ON subscribers (active)",
+    ):
+        db.execute(sql)
+
+
 def _fold_yo(column: str) -> str:
     """SQL for `column` with the Cyrillic yo (both cases) written as ye."""
     return f"replace(replace({column}, '\u0451', '\u0435'), '\u0401', '\u0415')"
@@ -229,6 +263,7 @@ MIGRATIONS: list[tuple[int, Callable[[sqlite_utils.Database], None]]] = [
     (5, m005_corrections),
     (6, m006_pinned_counters),
     (7, m007_telegraph),
+    (8, m008_topic_subscriptions),
 ]
 LATEST_VERSION = max(v for v, _ in MIGRATIONS)  # the list is kept in order; max() anyway
 
@@ -257,14 +292,27 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
     # By what was applied, not by the highest number: migrations numbered by parallel work can
     # land out of order (7 before 5), and a database at 7 must still get 5 when it lands.
     done = {r[0] for r in db.execute("SELECT version FROM schema_migrations")}
-    for version, migration in MIGRATIONS:
-        if version in done:
-            continue
-        with db.atomic():
-            migration(db)
-            db.execute(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                [version, migration.__name__, datetime.now(UTC).isoformat()],
-            )
-        applied.append(version)
+    # Foreign keys off while a migration runs (SQLite's way to rebuild a table others point
+    # at; it cannot be changed inside a transaction), checked before its commit.
+    enforced = bool(db.execute("PRAGMA foreign_keys").fetchone()[0])
+    db.execute("PRAGMA foreign_keys=OFF")
+    try:
+        for version, migration in MIGRATIONS:
+            if version in done:
+                continue
+            with db.atomic():
+                migration(db)
+                broken = db.execute("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise sqlite3.IntegrityError(
+                        f"migration {version} broke {len(broken)} references, e.g. {broken[0]}"
+                    )
+                db.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    [version, migration.__name__, datetime.now(UTC).isoformat()],
+                )
+            applied.append(version)
+    finally:
+        if enforced:
+            db.execute("PRAGMA foreign_keys=ON")
     return applied

@@ -548,6 +548,8 @@ class Store:
         return [_statement(rows[i]) for i in ids if i in rows]
 
     # ---- subscribers -------------------------------------------------------------------
+    # A subscription is a chat, or one topic of a forum (thread_id; None is the chat itself or
+    # a forum's General topic): each topic of a forum subscribes, stops and chooses apart.
 
     def subscribe(
         self,
@@ -559,32 +561,64 @@ class Store:
         thread_id: int | None = None,
         language: str | None = None,
     ) -> bool:
-        """Subscribe the chat (or update where it gets pushes); True if it was not active.
+        """Subscribe the chat's topic; True if it was not active.
 
         `language` is the chat's first language (a private chat's user's), kept only while it
         has none: a choice made with /settings stays.
         """
         with self.db.atomic():
-            row = self._subscriber_row(chat_id)
+            row = self._subscriber_row(chat_id, thread_id)
             if row is None:
-                self.db.execute(
-                    "INSERT INTO subscribers (chat_id, thread_id, kind, title, active, "
-                    "subscribed_at, changed_at, language) VALUES (?, ?, ?, ?, 1, ?, ?, ?)",
-                    [str(chat_id), thread_id, kind, title, iso(now), iso(now), language],
-                )
+                self._new_row(chat_id, thread_id, kind, title, now, active=True, language=language)
                 return True
             self.db.execute(
-                "UPDATE subscribers SET active = 1, thread_id = ?, kind = ?, title = ?, "
+                "UPDATE subscribers SET active = 1, kind = ?, title = ?, "
                 "changed_at = ?, reason = NULL, language = COALESCE(language, ?), "
                 "subscribed_at = CASE WHEN active = 1 THEN subscribed_at ELSE ? END "
                 "WHERE id = ?",
-                [thread_id, kind, title, iso(now), language, iso(now), row["id"]],
+                [kind, title, iso(now), language, iso(now), row["id"]],
             )
             return not row["active"]
 
-    def chat_settings(self, chat_id: int | str) -> ChatSettings:
-        """The chat's settings; the defaults for a chat the bot does not know."""
-        row = self._subscriber_row(chat_id)
+    def _new_row(
+        self,
+        chat_id: int | str,
+        thread_id: int | None,
+        kind: str,
+        title: str,
+        now: datetime,
+        *,
+        active: bool,
+        language: str | None = None,
+    ) -> int:
+        """A topic's first row starts with the settings of its chat's row, if it has one: a
+        forum's new topic reads the language and sections the forum already chose."""
+        base = self._subscriber_row(chat_id, None) if thread_id is not None else None
+        # The pinned post is the chat's: every row of it carries the choice (set_pinned_wanted).
+        row_id = self.db.execute(
+            "INSERT INTO subscribers (chat_id, thread_id, kind, title, active, subscribed_at, "
+            "changed_at, reason, silent, language, pinned_counters) VALUES (?, ?, ?, ?, ?, ?, "
+            "?, ?, ?, ?, (SELECT IFNULL(MAX(pinned_counters), 0) FROM subscribers "
+            "WHERE chat_id = ?))",
+            [str(chat_id), thread_id, kind, title, active, iso(now), iso(now),
+             None if active else "not subscribed", bool(base and base["silent"]),
+             base["language"] if base and base["language"] else language, str(chat_id)],
+        ).lastrowid  # fmt: skip
+        assert row_id is not None
+        if base is not None:
+            self.db.execute(
+                "INSERT INTO muted_sections (subscriber_id, feed) "
+                "SELECT ?, feed FROM muted_sections WHERE subscriber_id = ?",
+                [row_id, base["id"]],
+            )
+        return row_id
+
+    def chat_settings(self, chat_id: int | str, thread_id: int | None = None) -> ChatSettings:
+        """The topic's settings; a topic that has none reads its chat's (what its first row
+        will start with), and a chat the bot does not know the defaults."""
+        row = self._subscriber_row(chat_id, thread_id)
+        if row is None and thread_id is not None:
+            row = self._subscriber_row(chat_id, None)
         if row is None:
             return ChatSettings()
         muted = self.db.execute(
@@ -606,76 +640,89 @@ class Store:
         title: str = "",
         thread_id: int | None = None,
     ) -> None:
-        """Store the chat's settings. A chat not subscribed keeps them for when it is (its row
+        """Store the topic's settings. One not subscribed keeps them for when it is (its row
         is made inactive): the language also answers its commands meanwhile. They apply to
-        statements recorded from now on; what is already queued for the chat still comes."""
+        statements recorded from now on; what is already queued for it still comes."""
         with self.db.atomic():
-            row = self._subscriber_row(chat_id)
-            if row is None:
-                self.db.execute(
-                    "INSERT INTO subscribers (chat_id, thread_id, kind, title, active, "
-                    "subscribed_at, changed_at, reason) VALUES (?, ?, ?, ?, 0, ?, ?, ?)",
-                    [str(chat_id), thread_id, kind, title, iso(now), iso(now), "not subscribed"],
-                )
-                row = self._subscriber_row(chat_id)
-                assert row is not None
+            row = self._subscriber_row(chat_id, thread_id)
+            row_id = (
+                row["id"]
+                if row is not None
+                else self._new_row(chat_id, thread_id, kind, title, now, active=False)
+            )
             self.db.execute(
                 "UPDATE subscribers SET silent = ?, language = ?, changed_at = ? WHERE id = ?",
-                [settings.silent, settings.language, iso(now), row["id"]],
+                [settings.silent, settings.language, iso(now), row_id],
             )
-            self.db.execute("DELETE FROM muted_sections WHERE subscriber_id = ?", [row["id"]])
+            self.db.execute("DELETE FROM muted_sections WHERE subscriber_id = ?", [row_id])
             self.db.conn.executemany(
                 "INSERT INTO muted_sections (subscriber_id, feed) VALUES (?, ?)",
-                [(row["id"], feed) for feed in sorted(settings.muted)],
+                [(row_id, feed) for feed in sorted(settings.muted)],
             )
 
-    def deactivate(self, chat_id: int | str, reason: str, now: datetime) -> bool:
-        """Stop pushes to the chat and close what was pending for it; True if it was active."""
+    def deactivate(
+        self, chat_id: int | str, reason: str, now: datetime, *, thread_id: int | None = None
+    ) -> bool:
+        """Stop pushes to the topic and close what was pending for it; True if it was active."""
         with self.db.atomic():
-            row = self._subscriber_row(chat_id)
-            if row is None:
-                return False
-            if row["active"]:  # the first reason is the one worth keeping
-                self.db.execute(
-                    "UPDATE subscribers SET active = 0, reason = ?, changed_at = ? WHERE id = ?",
-                    [reason, iso(now), row["id"]],
-                )
+            row = self._subscriber_row(chat_id, thread_id)
+            return row is not None and self._deactivate_row(row, reason, now)
+
+    def deactivate_chat(self, chat_id: int | str, reason: str, now: datetime) -> int:
+        """The chat itself is gone (the bot was blocked or removed): every topic of it stops.
+        Returns how many were active."""
+        with self.db.atomic():
+            rows = self.db.query("SELECT * FROM subscribers WHERE chat_id = ?", [str(chat_id)])
+            return sum(self._deactivate_row(row, reason, now) for row in list(rows))
+
+    def _deactivate_row(self, row: dict, reason: str, now: datetime) -> bool:
+        if row["active"]:  # the first reason is the one worth keeping
             self.db.execute(
-                "UPDATE deliveries SET status = ?, last_error = ? "
-                "WHERE subscriber_id = ? AND status IN (?, ?)",
-                [CLOSED, reason, row["id"], PENDING, SENDING],
+                "UPDATE subscribers SET active = 0, reason = ?, changed_at = ? WHERE id = ?",
+                [reason, iso(now), row["id"]],
             )
-            return bool(row["active"])
+        self.db.execute(
+            "UPDATE deliveries SET status = ?, last_error = ? "
+            "WHERE subscriber_id = ? AND status IN (?, ?)",
+            [CLOSED, reason, row["id"], PENDING, SENDING],
+        )
+        return bool(row["active"])
 
     def migrate_chat(self, old_chat_id: int | str, new_chat_id: int | str, now: datetime) -> None:
-        """A group became a supergroup: its pending deliveries follow it to the new id."""
+        """A group became a supergroup: its subscriptions, settings and pending deliveries
+        follow it to the new id."""
         with self.db.atomic():
-            row = self._subscriber_row(old_chat_id)
-            if row is None:
-                return
-            if self._subscriber_row(new_chat_id) is not None:
-                # The supergroup subscribed on its own already: keep that one, retire the old.
-                self.deactivate(old_chat_id, f"migrated to {new_chat_id}", now)
-                return
+            rows = self.db.query("SELECT * FROM subscribers WHERE chat_id = ?", [str(old_chat_id)])
+            for row in list(rows):
+                if self._subscriber_row(new_chat_id, row["thread_id"]) is not None:
+                    # The supergroup subscribed on its own already: keep that one, retire the old.
+                    self._deactivate_row(row, f"migrated to {new_chat_id}", now)
+                    continue
+                self.db.execute(
+                    "UPDATE subscribers SET chat_id = ?, kind = 'supergroup', changed_at = ?, "
+                    "reason = CASE WHEN active = 1 THEN ? ELSE reason END WHERE id = ?",
+                    [str(new_chat_id), iso(now), f"migrated from {old_chat_id}", row["id"]],
+                )
             self.db.execute(
-                "UPDATE subscribers SET chat_id = ?, kind = 'supergroup', changed_at = ?, "
-                "reason = ? WHERE id = ?",
-                [str(new_chat_id), iso(now), f"migrated from {old_chat_id}", row["id"]],
+                "UPDATE pinned_posts SET chat_id = ? WHERE chat_id = ? AND NOT EXISTS "
+                "(SELECT 1 FROM pinned_posts WHERE chat_id = ?)",
+                [str(new_chat_id), str(old_chat_id), str(new_chat_id)],
             )
 
-    def subscriber(self, chat_id: int | str) -> Subscriber | None:
-        row = self._subscriber_row(chat_id)
+    def subscriber(self, chat_id: int | str, thread_id: int | None = None) -> Subscriber | None:
+        row = self._subscriber_row(chat_id, thread_id)
         return _subscriber(row) if row else None
 
     def active_chat_ids(self, kind: str) -> list[int | str]:
         rows = self.db.execute(
-            "SELECT chat_id FROM subscribers WHERE kind = ? AND active = 1", [kind]
+            "SELECT DISTINCT chat_id FROM subscribers WHERE kind = ? AND active = 1", [kind]
         ).fetchall()
         return [chat_id_value(r[0]) for r in rows]
 
     def active_subscriber_count(self, kinds: Collection[str] = AUDIENCE_KINDS) -> int:
-        """Active chats of `kinds`: by default the audience, so that a chat of another kind
-        (one that stands in for Telegram while a console runs) makes /status and `health` agree."""
+        """Active subscriptions (a forum's topics count apart) of `kinds`: by default the
+        audience, so that a chat of another kind (one that stands in for Telegram while a
+        console runs) makes /status and `health` agree."""
         marks = ",".join("?" * len(kinds))
         return int(
             self.db.execute(
@@ -684,16 +731,24 @@ class Store:
             ).fetchone()[0]
         )
 
-    def _subscriber_row(self, chat_id: int | str) -> dict | None:
-        rows = list(self.db.query("SELECT * FROM subscribers WHERE chat_id = ?", [str(chat_id)]))
+    def _subscriber_row(self, chat_id: int | str, thread_id: int | None) -> dict | None:
+        rows = list(
+            self.db.query(
+                "SELECT * FROM subscribers WHERE chat_id = ? AND IFNULL(thread_id, 0) = ?",
+                [str(chat_id), thread_id or 0],
+            )
+        )
         return rows[0] if rows else None
 
     # ---- the daily pinned counters post (bot/pinned.py) ---------------------------------
 
     def pinned_wanted(self, chat_id: int | str) -> bool:
-        """Whether the group's admins turned the pinned counters post on in /settings."""
-        row = self._subscriber_row(chat_id)
-        return bool(row and row["pinned_counters"])
+        """Whether the group's admins turned the pinned counters post on in /settings (one
+        post per chat: a choice made in any topic of a forum is the forum's)."""
+        row = self.db.execute(
+            "SELECT MAX(pinned_counters) FROM subscribers WHERE chat_id = ?", [str(chat_id)]
+        ).fetchone()
+        return bool(row[0])
 
     def set_pinned_wanted(
         self, chat_id: int | str, on: bool, now: datetime, *, kind: str, title: str = ""
@@ -701,13 +756,12 @@ class Store:
         """Store the group's choice with its settings (an unsubscribed group keeps an inactive
         row, as save_settings does); turning it off forgets the post."""
         with self.db.atomic():
-            if self._subscriber_row(chat_id) is None:
-                self.db.execute(
-                    "INSERT INTO subscribers (chat_id, kind, title, active, subscribed_at, "
-                    "changed_at, reason) VALUES (?, ?, ?, 0, ?, ?, ?)",
-                    [str(chat_id), kind, title, iso(now), iso(now), "not subscribed"],
-                )
-            self.db.execute(
+            known = self.db.execute(
+                "SELECT 1 FROM subscribers WHERE chat_id = ? LIMIT 1", [str(chat_id)]
+            ).fetchone()
+            if not known:
+                self._new_row(chat_id, None, kind, title, now, active=False)
+            self.db.execute(  # every topic's row: the post is the chat's
                 "UPDATE subscribers SET pinned_counters = ?, changed_at = ? WHERE chat_id = ?",
                 [on, iso(now), str(chat_id)],
             )
@@ -715,10 +769,13 @@ class Store:
                 self.forget_pinned_post(chat_id)
 
     def pinned_groups(self) -> list[tuple[int | str, str, str | None]]:
-        """(chat id, kind, language) of every group that asked for the post."""
+        """(chat id, kind, language) of every group that asked for the post: once per chat, in
+        the language of the chat's own row (a forum's General topic) or else its first topic's."""
         rows = self.db.execute(
-            "SELECT chat_id, kind, language FROM subscribers WHERE pinned_counters = 1 "
-            "AND kind IN ('group', 'supergroup') ORDER BY id"
+            "SELECT chat_id, kind, language FROM subscribers s WHERE pinned_counters = 1 "
+            "AND kind IN ('group', 'supergroup') AND id = (SELECT t.id FROM subscribers t "
+            "WHERE t.chat_id = s.chat_id ORDER BY t.thread_id IS NOT NULL, t.id LIMIT 1) "
+            "ORDER BY id"
         ).fetchall()
         return [(chat_id_value(r[0]), r[1], r[2]) for r in rows]
 

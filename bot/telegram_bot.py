@@ -224,12 +224,14 @@ class Handlers:
         """The settings message of a chat and its keyboard, in `language`."""
 
         def current(s: Store) -> tuple[ChatSettings, bool, bool]:
-            subscriber = s.subscriber(where.chat_id)
-            return (s.chat_settings(where.chat_id), bool(subscriber and subscriber.active),
-                    s.pinned_wanted(where.chat_id))  # fmt: skip
+            chat, topic = where.chat_id, where.thread_id
+            subscriber = s.subscriber(chat, topic)
+            return (s.chat_settings(chat, topic), bool(subscriber and subscriber.active),
+                    s.pinned_wanted(chat))  # fmt: skip
 
         settings, subscribed, pinned = await self.db.read(current)
-        text = commands.settings_reply(settings, self.config, language, subscribed=subscribed)
+        text = commands.settings_reply(settings, self.config, language, subscribed=subscribed,
+                                       topic=where.thread_id is not None)  # fmt: skip
         offer = self.pinned is not None and where.kind in _PINNED_KINDS
         return text, settings_keyboard(settings, self.config, language, where.chat_id,
                                        pinned=pinned if offer else None)  # fmt: skip
@@ -265,7 +267,7 @@ class Handlers:
 
         def change(s: Store) -> tuple[ChatSettings | None, str | None]:
             # Read and write in one turn of the writer: two admins pressing at once both count.
-            settings = s.chat_settings(where.chat_id)
+            settings = s.chat_settings(where.chat_id, where.thread_id)
             new, notice = apply_press(settings, press, self.config)
             if new is not None and new != settings:
                 s.save_settings(where.chat_id, new, now, kind=where.kind, title=where.title,
@@ -760,4 +762,4 @@ def _sync_subscribers(config: Config, store: Store) -> None:
     configured = {str(c) for c in config.channels}
     for chat_id in store.active_chat_ids("channel"):
         if str(chat_id) not in configured:
-            store.deactivate(chat_id, "removed from the config", now)
+            store.deactivate_chat(chat_id, "removed from the config", now)

@@ -55,8 +55,9 @@ warnings.filterwarnings("ignore", r"Please use 'Bot\.(sendMessage|editMessageTex
 
 # BadRequest texts (python-telegram-bot strips "Bad Request: " and capitalises) that mean the
 # chat or its topic will never take a message again.
-_GONE_BAD_REQUESTS = ("chat not found", "message thread not found", "topic_deleted",
-                      "group chat was deactivated", "peer_id_invalid")  # fmt: skip
+_GONE_BAD_REQUESTS = ("chat not found", "group chat was deactivated", "peer_id_invalid")
+# ... and those that mean only the forum topic is gone: the chat's other topics still get theirs.
+_TOPIC_GONE_BAD_REQUESTS = ("message thread not found", "topic_deleted")
 # An edit's message deleted in the chat (or too old for Telegram to edit): close that row.
 _MESSAGE_GONE_BAD_REQUESTS = ("message to edit not found", "message can't be edited")
 
@@ -72,6 +73,8 @@ def outcome_of(exc: TelegramError) -> SendOutcome:
             return Throttled(_seconds(exc))
         case BadRequest() if any(text in exc.message.lower() for text in _GONE_BAD_REQUESTS):
             return ChatGone(exc.message)
+        case BadRequest() if any(text in exc.message.lower() for text in _TOPIC_GONE_BAD_REQUESTS):
+            return ChatGone(exc.message, topic_only=True)
         case BadRequest() if any(
             text in exc.message.lower() for text in _MESSAGE_GONE_BAD_REQUESTS
         ):

@@ -384,3 +384,63 @@ def test_status_shows_a_fan_out_under_way(make_config: Callable[..., Config]) ->
                            sending=[under_way])  # fmt: skip
     expected = "рассылка «New statement»: 6\u00a0200 из 10\u00a0000, 950/с, осталось около 4 с"  # noqa: RUF001
     assert expected in russian
+
+
+# ---- forum topics (issue 11) ----------------------------------------------------------------
+
+
+async def test_a_forums_topics_get_their_pushes_one_at_a_time_paced_as_one_chat(
+    db: AsyncStore, store: Store, admins: Admins, clock: Clock, now: datetime
+) -> None:
+    """Each topic is a subscription with its own queue, but Telegram limits the chat: never
+    two of its messages in flight, each about per_chat_interval after the last."""
+    import time
+
+    class Slow(ScriptedSender):
+        def __init__(self) -> None:
+            super().__init__()
+            self.forum_starts: list[float] = []
+            self.in_flight: dict[int | str, int] = defaultdict(int)
+            self.most: dict[int | str, int] = defaultdict(int)
+            self.topics: dict[int | None, list[str]] = defaultdict(list)
+
+        async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
+            if chat.chat_id == -1007:
+                self.forum_starts.append(time.monotonic())
+                self.topics[chat.thread_id].append(html)
+            self.in_flight[chat.chat_id] += 1
+            self.most[chat.chat_id] = max(self.most[chat.chat_id], self.in_flight[chat.chat_id])
+            await asyncio.sleep(0.05)
+            self.in_flight[chat.chat_id] -= 1
+            return await super().send(chat, html)
+
+    slow = Slow()
+    for topic in (None, 77, 78):
+        store.subscribe(-1007, "supergroup", now, thread_id=topic)
+    store.subscribe(5, "private", now)
+    publish(store, now, 1, 2)
+    engine = DeliveryEngine(db, slow, lambda d: d.statement.title, admins, clock,
+                            per_chat_interval=0.2, concurrency=8)  # fmt: skip
+    assert (await engine.drain()).sent == 8
+    assert slow.topics == {t: ["Statement 1", "Statement 2"] for t in (None, 77, 78)}
+    assert slow.most == {-1007: 1, 5: 1}
+    gaps = [b - a for a, b in zip(slow.forum_starts, slow.forum_starts[1:], strict=False)]
+    assert len(gaps) == 5 and all(gap >= 0.19 for gap in gaps), gaps
+
+
+async def test_a_deleted_topic_stops_only_that_topic(
+    store: Store, engine: DeliveryEngine, sender: ScriptedSender, now: datetime
+) -> None:
+    for topic in (77, 78):
+        store.subscribe(-1007, "supergroup", now, thread_id=topic)
+    publish(store, now, 1)
+
+    sender.script[-1007] = [ChatGone("Bad Request: message thread not found", topic_only=True)]
+    report = await engine.drain()
+    assert (report.sent, report.closed_chats) == (1, 1)
+    assert [s.thread_id for s in (store.subscriber(-1007, 77), store.subscriber(-1007, 78))
+            if s and s.active] in ([77], [78])  # fmt: skip
+    sender.script[-1007] = [ChatGone("Forbidden: bot was kicked from the supergroup chat")]
+    publish(store, now, 2)
+    assert (await engine.drain()).closed_chats == 1
+    assert store.active_subscriber_count() == 0  # the chat itself is gone: every topic

@@ -265,3 +265,76 @@ def test_the_outbox_query_still_walks_the_due_index(tmp_path: Path) -> None:
     assert "USING COVERING INDEX deliveries_queue" in plan
     assert "TEMP B-TREE" not in plan
     store.close()
+
+
+def test_topic_subscriptions_migration_keeps_schema_7_rows_and_references(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Schema 7 had one row per chat (chat_id UNIQUE): each row stays, with its id, settings
+    and outbox rows, as the subscription of the topic it was started in; foreign keys hold."""
+    path = tmp_path / "bot.sqlite3"
+    up_to_7 = [(v, m) for v, m in MIGRATIONS if v <= 7]
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", up_to_7)
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 7)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", 7)
+    old = Store.open(path)
+    t = "2026-03-01T09:00:00.000000+00:00"
+    old.db.execute("INSERT INTO feeds (name, url) VALUES ('f', 'https://e.org/rss')")
+    old.db.execute(
+        "INSERT INTO statements (id, feed, key, title, first_seen, sort_at) "
+        "VALUES (1, 'f', 'k', 'Title', ?, ?)",
+        [t, t],
+    )
+    old.db.execute(
+        "INSERT INTO subscribers (id, chat_id, thread_id, kind, subscribed_at, changed_at, "
+        "silent, language, pinned_counters) VALUES (5, '-1007', 77, 'supergroup', ?, ?, 1, "
+        "'ru', 1)",
+        [t, t],
+    )
+    old.db.execute("INSERT INTO muted_sections (subscriber_id, feed) VALUES (5, 'f')")
+    old.db.execute(
+        "INSERT INTO deliveries (statement_id, subscriber_id, status, sort_at, "
+        "next_attempt_at, created_at) VALUES (1, 5, 'pending', ?, ?, ?)",
+        [t, t, t],
+    )
+    before = list(old.db.query("SELECT * FROM subscribers"))
+    old.close()
+    monkeypatch.undo()
+
+    store = Store.open(path)
+    assert list(store.db.query("SELECT * FROM subscribers")) == before
+    assert store.db.execute("PRAGMA foreign_keys").fetchone()[0] == 1  # back on after it
+    assert store.db.execute("PRAGMA foreign_key_check").fetchall() == []
+    [due] = store.due_deliveries(datetime.now(UTC), 10)
+    assert (due.subscriber.id, due.subscriber.thread_id, due.subscriber.language) == (5, 77, "ru")
+    assert store.chat_settings(-1007, 77).muted == {"f"}
+    now = datetime.now(UTC)
+    assert store.subscribe(-1007, "supergroup", now, thread_id=78)  # a second topic
+    # The pinned post stays the chat's; sections are topic 77's own, not the new topic's.
+    assert store.pinned_wanted(-1007) and store.chat_settings(-1007, 78).muted == set()
+    with pytest.raises(sqlite3.IntegrityError):  # the references are enforced again
+        store.db.execute("INSERT INTO muted_sections (subscriber_id, feed) VALUES (99, 'f')")
+    store.close()
+
+
+def test_a_migration_that_breaks_a_reference_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Foreign keys are off while migrations run (to rebuild a table others point at), so each
+    one's references are checked before it commits."""
+    path = tmp_path / "bot.sqlite3"
+    Store.open(path).close()
+
+    def m_dangling(db) -> None:
+        db.execute("INSERT INTO muted_sections (subscriber_id, feed) VALUES (404, 'f')")
+
+    late = LATEST_VERSION + 1
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (late, m_dangling)])
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", late)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", late)
+    with pytest.raises(sqlite3.IntegrityError, match=f"migration {late} broke 1 reference"):
+        Store.open(path)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT COUNT(*) FROM muted_sections").fetchone()[0] == 0
+    assert conn.execute("SELECT MAX(version) FROM schema_migrations").fetchone()[0] == late - 1
+    conn.close()

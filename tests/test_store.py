@@ -456,3 +456,105 @@ def test_subscribe_sets_the_first_language_only(store: Store, now: datetime) -> 
     assert store.chat_settings(8).language == "ru"
     store.subscribe(9, "group", now)
     assert store.chat_settings(9).language is None  # the bot's default, bot.language
+
+
+# ---- forum topics: each subscribes and chooses apart (issue 11) ------------------------------
+
+FORUM = -1007
+
+
+def test_each_topic_of_a_forum_is_its_own_subscription(store: Store, now: datetime) -> None:
+    assert store.subscribe(FORUM, "supergroup", now, thread_id=77)
+    assert store.subscribe(FORUM, "supergroup", now, thread_id=78)  # a second, not a move
+    assert not store.subscribe(FORUM, "supergroup", now, thread_id=77)
+    assert store.active_subscriber_count() == 2
+    record_poll(store, FEED, feed(1), now)
+    record_poll(store, FEED, feed(1, 2), now)
+    due = store.due_deliveries(now, 10)
+    assert sorted((d.subscriber.chat_id, d.subscriber.thread_id) for d in due) == [
+        (FORUM, 77),
+        (FORUM, 78),
+    ]
+
+    assert store.deactivate(FORUM, "/stop", now, thread_id=77)  # /stop in topic 77
+    assert not store.deactivate(FORUM, "/stop", now, thread_id=79)  # never subscribed
+    assert [(d.subscriber.thread_id) for d in store.due_deliveries(now, 10)] == [78]
+    assert store.subscriber(FORUM, 78).active and not store.subscriber(FORUM, 77).active
+
+
+def test_topics_keep_their_own_settings_and_a_new_topic_starts_from_the_chats(
+    store: Store, now: datetime
+) -> None:
+    chosen = ChatSettings(muted=frozenset({"informs"}), silent=True, language="ru")
+    store.save_settings(FORUM, chosen, now, kind="supergroup")  # the General topic
+    assert store.chat_settings(FORUM, 77) == chosen  # topic 77 has none yet: the chat's
+    store.subscribe(FORUM, "supergroup", now, thread_id=77)
+    assert store.chat_settings(FORUM, 77) == chosen  # its row starts with them
+    mine = ChatSettings(language="en")
+    store.save_settings(FORUM, mine, now, kind="supergroup", thread_id=78)
+    assert store.chat_settings(FORUM, 78) == ChatSettings(language="en")
+    assert store.chat_settings(FORUM) == chosen  # the others are untouched
+    assert store.chat_settings(FORUM, 77) == chosen
+    store.save_settings(FORUM, ChatSettings(), now, kind="supergroup", thread_id=77)
+    assert store.chat_settings(FORUM, 77) == ChatSettings()
+    assert store.chat_settings(FORUM) == chosen
+
+    store.subscribe(FORUM, "supergroup", now, thread_id=78)
+    record_poll(store, FEED, feed(1), now)
+    record_poll(store, FEED, feed(1, 2), now)
+    due = {d.subscriber.thread_id: d.subscriber for d in store.due_deliveries(now, 10)}
+    assert (due[77].silent, due[77].language) == (False, None)
+    assert (due[78].silent, due[78].language) == (False, "en")
+    assert None not in due  # the General topic chose settings but never subscribed
+
+
+def test_a_chat_that_is_gone_stops_every_topic_a_topic_that_is_gone_only_itself(
+    store: Store, now: datetime
+) -> None:
+    for topic in (None, 77, 78):
+        store.subscribe(FORUM, "supergroup", now, thread_id=topic)
+    record_poll(store, FEED, feed(1), now)
+    record_poll(store, FEED, feed(1, 2), now)
+    assert store.deactivate(FORUM, "topic deleted", now, thread_id=78)
+    assert [c for c, _, s in statuses(store) if s == PENDING] == [str(FORUM)] * 2
+    assert store.deactivate_chat(FORUM, "bot was kicked", now) == 2
+    assert store.active_subscriber_count() == 0
+    assert {s for _, _, s in statuses(store)} == {"closed"}
+    assert store.subscriber(FORUM, 78).reason == "topic deleted"  # the first reason stays
+
+
+def test_a_forum_moving_to_a_new_id_takes_every_topic_and_its_settings(
+    store: Store, now: datetime
+) -> None:
+    store.subscribe(-5, "group", now, thread_id=3)
+    store.save_settings(-5, ChatSettings(silent=True), now, kind="group", thread_id=3)
+    store.subscribe(-5, "group", now)
+    store.subscribe(-1005, "supergroup", now)  # the supergroup already subscribed itself
+    store.migrate_chat(-5, -1005, now)
+    assert store.chat_settings(-1005, 3) == ChatSettings(silent=True)
+    assert store.subscriber(-1005, 3).active and store.subscriber(-5, 3) is None
+    assert store.subscriber(-5).reason == "migrated to -1005"  # the old General row retires
+    assert store.active_chat_ids("supergroup") == [-1005]  # once, whatever its topics
+
+
+def test_two_rows_for_one_topic_are_refused(store: Store, now: datetime) -> None:
+    store.subscribe(FORUM, "supergroup", now)
+    for topic in (None, 0):
+        with pytest.raises(sqlite3.IntegrityError):
+            store.db.execute(
+                "INSERT INTO subscribers (chat_id, thread_id, kind, subscribed_at, changed_at) "
+                "VALUES (?, ?, 'supergroup', 'x', 'x')",
+                [str(FORUM), topic],
+            )
+
+
+def test_the_pinned_post_is_the_chats_whichever_topic_asked(store: Store, now: datetime) -> None:
+    store.subscribe(FORUM, "supergroup", now, thread_id=77, language="ru")
+    store.subscribe(FORUM, "supergroup", now, thread_id=78)
+    store.set_pinned_wanted(FORUM, True, now, kind="supergroup")
+    assert store.pinned_wanted(FORUM)
+    assert store.pinned_groups() == [(FORUM, "supergroup", "ru")]  # once, its first topic's
+    store.subscribe(FORUM, "supergroup", now)
+    assert store.pinned_groups() == [(FORUM, "supergroup", None)]  # the chat's own row now
+    store.set_pinned_wanted(FORUM, False, now, kind="supergroup")
+    assert not store.pinned_wanted(FORUM) and store.pinned_groups() == []

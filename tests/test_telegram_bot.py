@@ -9,6 +9,7 @@ the token when it ends.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import re
 import signal
@@ -846,6 +847,63 @@ def test_in_groups_only_admins_change_settings_and_forged_presses_change_nothing
     assert "Москва: " in counters.text
     assert len(api.edits) == 1
     assert [m.message_id for m in api.sent_messages(group)].count(mid) == 1
+
+
+@pytest.mark.slow
+def test_a_forums_topics_subscribe_stop_and_choose_apart(
+    two_feeds: Callable[..., BotProcess], api: FakeBotAPI, feeds: FeedServer, tmp_path: Path
+) -> None:
+    forum = -1002101
+    api.set_chat(forum, chat_type="supergroup", title="Forum", is_forum=True)
+    api.set_admins(forum, [], creator_id=502)
+    two_feeds()
+
+    def in_topic(topic: int, text: str, **kw: object) -> SentMessage:
+        [answer] = say(api, forum, text, user_id=502, message_thread_id=topic,
+                       is_topic_message=True, **kw)  # fmt: skip
+        assert answer.message_thread_id == topic
+        return answer
+
+    assert in_topic(77, "/start").text.startswith("Subscribed. I will send this topic")
+    assert in_topic(78, "/start").text.startswith("Subscribed. I will send this topic")
+    shown = in_topic(78, "/settings")
+    assert shown.text.startswith("<b>Settings of this topic</b>\nSections: Statements, Embassy")
+    # Topic 78 turns "Embassy informs" off and speaks Russian; topic 77 keeps everything.
+    assert press(api, forum, shown.message_id, "Embassy informs", user_id=502)["text"] == "Saved."
+    wait_until(lambda: len(api.edits) == 1, "the edit")
+    assert press(api, forum, shown.message_id, "Русский", user_id=502)["text"] == "Сохранено."
+    wait_until(lambda: len(api.edits) == 2, "the second edit")
+    edited = api.bot_message(forum, shown.message_id)
+    assert edited["text"].startswith("<b>Настройки этой темы</b>\nРазделы: Заявления\n")
+    assert in_topic(77, "/settings").text.startswith(
+        "<b>Settings of this topic</b>\nSections: Statements, Embassy informs\n"
+    )
+
+    before = len(api.sent_messages(forum))
+    feeds.set("/informs.xml", small_rss(1, 2), content_type=RSS_TYPE)
+    feeds.set("/feed.xml", feed_with_extra_item(7020, "After settings"), content_type=RSS_TYPE)
+    wait_until(lambda: {"Notice 2", "After settings"} <= set(stored_titles(tmp_path)), "polls")
+    want = 2 * len(NEW_TITLES) + 2 + 1  # 77: all of them and Notice 2; 78: the statements
+    api.wait_for_messages(before + want, chat_id=forum, timeout=20)
+    time.sleep(1.5)  # and nothing more
+    pushes = api.sent_messages(forum)[before:]
+    by_topic = {t: [m for m in pushes if m.message_thread_id == t] for t in (77, 78)}
+    assert sorted(titles(by_topic[77])) == sorted([*NEW_TITLES, "After settings", "Notice 2"])
+    assert sorted(titles(by_topic[78])) == sorted([*NEW_TITLES, "After settings"])
+    assert all("Читать полностью" in m.text for m in by_topic[78])
+    assert not any("Читать полностью" in m.text for m in by_topic[77])
+    # Telegram's per-chat limit is the forum's, not each topic's: about 1 s apart.
+    sent_at = sorted(m.monotonic for m in pushes)
+    assert all(b - a >= 0.9 for a, b in itertools.pairwise(sent_at)), sent_at
+
+    assert in_topic(77, "/stop").text.startswith("Unsubscribed: no more pushes to this topic.")
+    assert in_topic(77, "/stop").text == "This topic is not subscribed. /start here subscribes it."
+    before = len(api.sent_messages(forum))
+    feeds.set("/feed.xml", feed_with_extra_item(7021, "After stop"), content_type=RSS_TYPE)
+    [last] = api.wait_for_messages(before + 1, chat_id=forum, timeout=20)[before:]
+    time.sleep(1.5)
+    assert len(api.sent_messages(forum)) == before + 1
+    assert (last.message_thread_id, titles([last])) == (78, ["After stop"])
 
 
 @pytest.mark.slow

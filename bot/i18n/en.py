@@ -11,10 +11,21 @@ MESSAGES: dict[str, str] = {
         "counters. /settings chooses sections, silent pushes and the language; /stop "
         "unsubscribes."
     ),
+    "start_new_topic": (
+        "Subscribed. I will send this topic a summary of every new statement, with the day "
+        "counters. /settings chooses this topic's sections, silent pushes and language; /stop "
+        "here unsubscribes it."
+    ),
     "start_again": "This chat is already subscribed. /stop unsubscribes.",
+    "start_again_topic": "This topic is already subscribed. /stop here unsubscribes it.",
     "start_newest": "The newest statement:",
     "stop_done": "Unsubscribed: no more pushes to this chat. /start subscribes again.",
     "stop_not_subscribed": "This chat is not subscribed. /start subscribes it.",
+    "stop_done_topic": (
+        "Unsubscribed: no more pushes to this topic. The forum's other subscribed topics still "
+        "get theirs. /start here subscribes it again."
+    ),
+    "stop_not_subscribed_topic": "This topic is not subscribed. /start here subscribes it.",
     "admins_only_subscribe": "Only the group's administrators can subscribe it.",
     "admins_only_unsubscribe": "Only the group's administrators can unsubscribe it.",
     "admins_only_settings": "Only the group's administrators can change its settings.",
@@ -30,11 +41,13 @@ MESSAGES: dict[str, str] = {
     "help_feeds": "Sections: {feeds}.",
     # /settings
     "settings_title": "<b>Settings of this chat</b>",
+    "settings_title_topic": "<b>Settings of this topic</b>",
     "settings_sections": "Sections: {sections}",
     "settings_silent_on": "Silent pushes: on (no sound)",
     "settings_silent_off": "Silent pushes: off",
     "settings_language": "Language: {language}",
     "settings_not_subscribed": "This chat is not subscribed: /start subscribes it.",
+    "settings_not_subscribed_topic": "This topic is not subscribed: /start here subscribes it.",
     "settings_usage": (
         "To change them:\n"
         "/settings sections {names} (the sections to get)\n"

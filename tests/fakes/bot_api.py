@@ -817,8 +817,9 @@ class FakeBotAPI:
         if old is None:
             raise _ApiError(400, "Bad Request: message to edit not found")
         message = self._message_dict(chat_id, text, params, new_id=False)
-        if "message_thread_id" in old:  # an edit keeps the message where it is
-            message["message_thread_id"] = old["message_thread_id"]
+        for where in ("message_thread_id", "is_topic_message"):  # an edit keeps it in its topic
+            if where in old:
+                message[where] = old[where]
         # Telegram compares the visible text, not the markup it was written in.
         if _visible(old["text"]) == _visible(text) and old.get("reply_markup") == message.get(
             "reply_markup"
