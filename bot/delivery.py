@@ -149,15 +149,16 @@ def _row_counts(store: Store, statement_ids: list[int]) -> dict[int, tuple[int, 
     return {r[0]: (r[1], r[2] or 0) for r in rows}
 
 
-def _claim(ids: list[int], now: datetime) -> Record:
+def _claim(ids: list[int], now: datetime, claimed: set[int]) -> Record:
     """Mark a batch 'sending' in one transaction, before any of it is sent: after a crash these
-    rows are sent again, and since a batch holds at most one row per chat, a chat gets at most
-    one message twice (one commit per batch instead of one per message)."""
+    rows are sent again, and since a batch holds at most one row per subscription, a chat (a
+    forum's topic) gets at most one message twice (one commit per batch, not per message).
+    `claimed` gets the rows that were still pending: one that /stop closed after the batch was
+    read stays closed and is not sent."""
 
     def write(store: Store) -> None:
         with store.db.atomic():
-            for delivery_id in ids:
-                store.mark_sending(delivery_id, now)
+            claimed.update(i for i in ids if store.mark_sending(i, now))
 
     return write
 
@@ -361,8 +362,10 @@ class DeliveryEngine:
                     await finish(*last)
                     continue
                 # No 'sending' mark, no send: the rows stay pending and go out after the fault.
-                if not await self._write(_claim([d.id for d in due], self.clock())):
+                claimed: set[int] = set()
+                if not await self._write(_claim([d.id for d in due], self.clock(), claimed)):
                     break
+                due = [d for d in due if d.id in claimed]
                 self._forget_old_sends()
                 await self._track(due)
                 sends = asyncio.gather(*(one(d) for d in due), return_exceptions=True)

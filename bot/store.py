@@ -864,12 +864,16 @@ class Store:
             for r in rows
         ]
 
-    def mark_sending(self, delivery_id: int, now: datetime) -> None:
-        """Written before the send: after a crash such a row is sent again (the one duplicate)."""
-        self.db.execute(
-            "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ? "
-            "WHERE id = ?",
-            [SENDING, iso(now), delivery_id],
+    def mark_sending(self, delivery_id: int, now: datetime) -> bool:
+        """Written before the send: after a crash such a row is sent again (the one duplicate).
+        False if the row is no longer pending (/stop closed it since it was read): not sent."""
+        return (
+            self.db.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ? "
+                "WHERE id = ? AND status = ?",
+                [SENDING, iso(now), delivery_id, PENDING],
+            ).rowcount
+            == 1
         )
 
     def mark_sent(self, delivery_id: int, message_id: int | None, now: datetime) -> None:

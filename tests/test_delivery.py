@@ -444,3 +444,40 @@ async def test_a_deleted_topic_stops_only_that_topic(
     publish(store, now, 2)
     assert (await engine.drain()).closed_chats == 1
     assert store.active_subscriber_count() == 0  # the chat itself is gone: every topic
+
+
+async def test_a_stop_between_reading_a_batch_and_claiming_it_sends_nothing_there(
+    db: AsyncStore, store: Store, sender: ScriptedSender, admins: Admins, clock: Clock,
+    now: datetime,
+) -> None:  # fmt: skip
+    """The batch is read on the read connection and claimed by the writer: a /stop that lands
+    in between closes the chat's row, and the claim must not bring it back."""
+    from bot.model import Delivery
+
+    class StopAfterRead:
+        """The real store; after the first batch is read, chat 2 sends /stop."""
+
+        def __init__(self) -> None:
+            self.stopped = False
+
+        async def read(self, fn):  # type: ignore[no-untyped-def]
+            result = await db.read(fn)
+            if not self.stopped and result and isinstance(result[0], Delivery):
+                self.stopped = True
+                await db.write(lambda s: s.deactivate(2, "/stop", now))
+            return result
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(db, name)
+
+    for chat in (1, 2, 3):
+        store.subscribe(chat, "private", now)
+    publish(store, now, 1)
+    engine = DeliveryEngine(StopAfterRead(), sender, lambda d: d.statement.title, admins, clock)  # type: ignore[arg-type]
+    assert (await engine.drain()).sent == 2
+    assert sorted(sender.received) == [1, 3]
+    [(status, attempts)] = store.db.execute(
+        "SELECT d.status, d.attempts FROM deliveries d JOIN subscribers c "
+        "ON c.id = d.subscriber_id WHERE c.chat_id = '2'"
+    ).fetchall()
+    assert (status, attempts) == ("closed", 0)
