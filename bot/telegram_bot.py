@@ -322,9 +322,11 @@ class Handlers:
                          chat_id, error)  # fmt: skip
         else:
             logger.error("update %s in chat %s failed", update.update_id, chat_id, exc_info=error)
-        if update.effective_message:
-            with contextlib.suppress(TelegramError):
-                failure = commands.failure_reply(await self._language(update))
+        with contextlib.suppress(TelegramError):
+            failure = commands.failure_reply(await self._language(update))
+            if update.callback_query:  # a button press: its answer stops the spinner, and the
+                await update.callback_query.answer(failure)  # chat gets no message per press
+            elif update.effective_message:
                 await self._reply(update.effective_message, failure)
         kind = type(error).__name__
         last = self._last_notice.get(kind)

@@ -837,6 +837,12 @@ def test_in_groups_only_admins_change_settings_and_forged_presses_change_nothing
     assert api.wait_for_callback_answer(query)["text"] == stale
     assert api.edits == []
 
+    # Telegram fails the admin check: the press is answered with one line, no message is sent.
+    api.fail_chat(group, "server_error", times=1, methods=("getChatMember",))
+    sent = len(api.sent_messages(group))
+    assert press(api, group, mid, "Русский", user_id=501)["text"] == commands.failure_reply()
+    assert len(api.sent_messages(group)) == sent and api.edits == []
+
     assert press(api, group, mid, "Русский", user_id=501)["text"] == "Сохранено."
     wait_until(lambda: len(api.edits) == 1, "the edit")
     edited = api.bot_message(group, mid)
