@@ -239,7 +239,8 @@ class Poller:
             report.deliveries, (time.perf_counter() - started) * 1000,
         )  # fmt: skip
         for title, edits in report.corrections:
-            await self._tell_admins(f"Corrected “{title[:80]}”: editing {edits} sent messages.")
+            messages = "message" if edits == 1 else "messages"
+            await self._tell_admins(f"Corrected “{title[:80]}”: editing {edits} sent {messages}.")
         if report.held_back:
             await self._tell_admins(
                 f"Flood guard on feed {feed.name}: {report.pushed + report.held_back} unseen "
