@@ -13,7 +13,8 @@ import asyncio
 import json
 import logging
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from html.parser import HTMLParser
@@ -58,7 +59,21 @@ _SPACES = re.compile(r"\s+")
 
 
 class TelegraphError(Exception):
-    """Telegraph refused or did not answer; the message never holds the access token."""
+    """Telegraph refused or did not answer; the message never holds the access token.
+
+    `service`: the trouble is Telegraph's (no answer, a server error, flood control), not the
+    page's (its content or title refused) nor the token's: the next page would fail alike."""
+
+    def __init__(self, message: str, *, service: bool = False) -> None:
+        super().__init__(message)
+        self.service = service
+
+
+# Telegraph's errors about the page asked for; any other error is the service's.
+_PAGE_ERRORS = ("CONTENT_", "TITLE_", "AUTHOR_", "PAGE_", "ACCESS_TOKEN_INVALID")
+# After Telegraph failed as a service, pushes go out without a page for this long, instead of
+# each poll with pushes waiting out the whole timeout again.
+TELEGRAPH_REST = 300.0
 
 
 # ---- HTML to nodes ---------------------------------------------------------------------------
@@ -381,16 +396,23 @@ class TelegraphClient:
                 f"{self.base_url}/{method}", data=params, timeout=self.timeout
             )
         except httpx.TimeoutException:
-            raise TelegraphError(f"{method}: no answer within {self.timeout:g} s") from None
+            raise TelegraphError(
+                f"{method}: no answer within {self.timeout:g} s", service=True
+            ) from None
         except httpx.HTTPError as exc:
-            raise TelegraphError(f"{method}: {type(exc).__name__}") from None
+            raise TelegraphError(f"{method}: {type(exc).__name__}", service=True) from None
         try:
             answer = response.json()
         except ValueError:
-            raise TelegraphError(f"{method}: HTTP {response.status_code}, not JSON") from None
+            raise TelegraphError(
+                f"{method}: HTTP {response.status_code}, not JSON", service=True
+            ) from None
         if not isinstance(answer, dict) or not answer.get("ok"):
-            error = answer.get("error") if isinstance(answer, dict) else None
-            raise TelegraphError(f"{method}: {self._scrub(str(error or response.status_code))}")
+            error = str((answer.get("error") if isinstance(answer, dict) else None) or "")
+            raise TelegraphError(
+                f"{method}: {self._scrub(error or str(response.status_code))}",
+                service=not error.startswith(_PAGE_ERRORS),
+            )
         result = answer.get("result")
         if not isinstance(result, dict):
             raise TelegraphError(f"{method}: the answer has no result")
@@ -465,9 +487,29 @@ class Publisher:
     their original link only. Failures are logged, never raised.
     """
 
-    def __init__(self, api: TelegraphClient, budget: float) -> None:
+    def __init__(
+        self,
+        api: TelegraphClient,
+        budget: float,
+        *,
+        rest: float = TELEGRAPH_REST,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.api = api
         self.budget = budget
+        self.rest = rest
+        self.clock = clock
+        self._resting_until = 0.0  # clock() until which Telegraph is not asked
+
+    def _resting(self) -> bool:
+        return self.clock() < self._resting_until
+
+    def _failed(self, exc: Exception) -> None:
+        """Telegraph itself failed (or the whole wait passed): rest from it for a while."""
+        if isinstance(exc, TimeoutError) or getattr(exc, "service", False):
+            self._resting_until = self.clock() + self.rest
+            logger.warning("Telegraph: failing (%s); pushes go out without a page for %.0f s",
+                           str(exc) or "timed out", self.rest)  # fmt: skip
 
     async def publish(self, statements: list[Statement], author: str) -> list[Statement]:
         """`statements` with telegraph_url/path set where a page was made.
@@ -482,6 +524,11 @@ class Publisher:
             if not statement.full_html:
                 done.append(statement)
                 continue
+            if self._resting():
+                logger.info("Telegraph: resting after a failure; %d statements go out without "
+                            "a page", len(statements) - index)  # fmt: skip
+                done.extend(statements[index:])
+                break
             left = deadline - loop.time()
             if left <= 0:
                 logger.warning("Telegraph: no time left; %d statements go out without a page",
@@ -500,6 +547,7 @@ class Publisher:
             except (TelegraphError, TimeoutError, StoreUnavailable) as exc:
                 logger.warning("Telegraph: no page for %r: %s", statement.title[:80],
                                str(exc) or "timed out")  # fmt: skip
+                self._failed(exc)
                 done.append(statement)
                 continue
             except Exception:  # a bug here must never hold the push back
@@ -516,6 +564,10 @@ class Publisher:
         running bot's Publisher is `Service.poller.publisher` (None with telegraph off)."""
         if not statement.telegraph_path or not statement.full_html:
             return False
+        if self._resting():
+            logger.warning("Telegraph: page %s not edited: resting after a failure",
+                           statement.telegraph_path)  # fmt: skip
+            return False
         try:
             async with asyncio.timeout(self.budget):
                 nodes = await asyncio.to_thread(to_nodes, statement.full_html, statement.link)
@@ -526,6 +578,7 @@ class Publisher:
         except (TelegraphError, TimeoutError, StoreUnavailable) as exc:
             logger.warning("Telegraph: page %s not edited: %s", statement.telegraph_path,
                            str(exc) or "timed out")  # fmt: skip
+            self._failed(exc)
             return False
         except Exception:
             logger.exception("Telegraph: page %s not edited", statement.telegraph_path)

@@ -35,7 +35,18 @@ from tests.fakes.telegraph_server import TelegraphServer
 CHAT = 1001
 
 
-HOURS = {"old": 10, "a": 11, "new": 12, "b": 13, "newer": 14, "g1": 15}  # each item keeps its date
+HOURS = {
+    "old": 10,
+    "a": 11,
+    "new": 12,
+    "b": 13,
+    "newer": 14,
+    "g1": 15,
+    "n0": 16,
+    "n1": 17,
+    "n2": 18,
+    "n3": 19,
+}  # each item keeps its date
 
 
 def rss(*items: tuple[str, str, str]) -> bytes:
@@ -363,3 +374,46 @@ async def test_an_article_page_gives_its_html(
     assert page.content == [
         {"tag": "p", "children": ["Second ", {"tag": "em", "children": ["here"]}]}
     ]
+
+
+@pytest.mark.parametrize("failure", ["INTERNAL_ERROR", "hang"])
+async def test_after_telegraph_fails_pushes_skip_it_for_a_while_instead_of_each_waiting(
+    env: Env, failure: str
+) -> None:
+    publisher = env.poller.publisher
+    assert publisher is not None
+    moment = [1000.0]
+    publisher.clock = lambda: moment[0]
+    if failure == "hang":
+        env.telegraph.hang()
+    else:
+        env.telegraph.fail_with(failure)
+    items = [("old", "Old one", FULL)]
+    for n in range(3):
+        items.insert(0, (f"n{n}", f"New {n}", FULL))
+        env.feeds.set("/feed.xml", rss(*items), content_type=RSS)
+        started = time.monotonic()
+        await env.poll()
+        if n == 0:
+            asked = len(env.telegraph.calls)
+            assert asked  # the first poll asks, and fails
+        else:
+            assert time.monotonic() - started < 0.4  # resting: no wait for Telegraph
+            assert len(env.telegraph.calls) == asked
+    env.telegraph.recover()
+    moment[0] += publisher.rest  # the rest is over: pages again
+    items.insert(0, ("n3", "New 3", FULL))
+    env.feeds.set("/feed.xml", rss(*items), content_type=RSS)
+    await env.poll()
+    assert env.statements()["n3"].telegraph_url
+    assert all(not env.statements()[f"n{n}"].telegraph_url for n in range(3))
+
+
+async def test_a_page_telegraph_refuses_does_not_stop_the_next_ones(env: Env) -> None:
+    env.telegraph.fail_with("TITLE_TOO_LONG")  # about that page, not the service
+    env.feeds.set("/feed.xml", rss(("a", "A", FULL), ("old", "Old one", FULL)), content_type=RSS)
+    await env.poll()
+    env.telegraph.recover()
+    env.feeds.set("/feed.xml", rss(("b", "B", FULL), ("a", "A", FULL)), content_type=RSS)
+    await env.poll()
+    assert env.statements()["b"].telegraph_url and not env.statements()["a"].telegraph_url
