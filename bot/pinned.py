@@ -127,7 +127,18 @@ class PinnedPosts:
             new = await self._save(PinnedPost(chat_id, message.message_id, text_hash(text), day,
                                               told_no_pin_right=told))  # fmt: skip
             await self._save(await self._pin(new, kind, language))
+            if post and post.message_id:  # the one it replaces, if another pin only covered it
+                await self._unpin(chat_id, post.message_id)
         return action
+
+    async def _unpin(self, chat_id: int | str, message_id: int) -> None:
+        """Without it a chat whose admins pin something over the post collects a pinned
+        counters post a day. A deleted or already unpinned one answers an error: no matter."""
+        try:
+            await self.bot.unpin_chat_message(chat_id, message_id)
+        except TelegramError as exc:
+            logger.info("chat %s: the replaced counters post %s not unpinned: %s", chat_id,
+                        message_id, exc)  # fmt: skip
 
     async def _pin(self, post: PinnedPost, kind: str, language: str) -> PinnedPost:
         assert post.message_id is not None

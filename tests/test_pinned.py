@@ -311,6 +311,22 @@ async def test_an_unpinned_post_is_posted_again_at_midnight(setup: Setup, api: F
     assert api.edits == []  # the old one is left as the admins left it
 
 
+async def test_a_post_another_pin_covered_is_replaced_and_unpinned(
+    setup: Setup, api: FakeBotAPI
+) -> None:
+    """getChat names only the newest pin: the post is still pinned below the admins' one."""
+    await setup.posts.refresh_all()
+    [first] = api.sent_messages(CHANNEL)
+    announcement = await setup.bot.send_message(CHANNEL, "An announcement")
+    await setup.bot.pin_chat_message(CHANNEL, announcement.message_id)  # as an admin would
+    assert api.pinned(CHANNEL) == [first.message_id, announcement.message_id]
+    setup.clock.now = london(2026, 3, 29, 0, 0, 1)
+    await setup.posts.midnight()
+    second = api.sent_messages(CHANNEL)[-1]
+    assert second.message_id not in (first.message_id, announcement.message_id)
+    assert api.pinned(CHANNEL) == [announcement.message_id, second.message_id]
+
+
 async def test_without_the_right_to_pin_the_admins_are_told_once_and_the_post_kept_up_to_date(
     setup: Setup, api: FakeBotAPI
 ) -> None:
