@@ -294,7 +294,10 @@ def preview_feed(config: Config, args: argparse.Namespace) -> FeedConfig:
 
 
 def _print_latest(config: Config, args: list[str]) -> int:
-    store = Store.open(config.database_path)
+    try:  # read-only, so it never waits behind the running bot's write lock
+        store = Store.open_readonly(config.database_path)
+    except (StoreOpenError, SchemaMismatchError):  # no file yet, or one to migrate first
+        store = Store.open(config.database_path)
     try:
         reply = commands.latest_reply(store, config, utc_now(), args)
     finally:

@@ -129,6 +129,17 @@ def test_latest_from_the_command_line(workdir: Path) -> None:
     bad = bot(workdir, "latest", "0")
     assert bad.returncode == 2 and bad.stdout.startswith("Usage: /latest")
 
+    # Beside the running bot, which may hold the write lock: read-only, so no wait for it.
+    conn = sqlite3.connect(workdir / "state" / "bot.sqlite3", isolation_level=None)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        assert bot(workdir, "latest").stdout.startswith("Consular Section: new opening hours")
+        assert time.monotonic() - started < 4  # the write lock's wait alone was 5 s
+    finally:
+        conn.execute("ROLLBACK")
+        conn.close()
+
 
 @pytest.mark.slow
 def test_console_answers_typed_commands_and_stops_on_sigterm(workdir: Path) -> None:
