@@ -8,7 +8,10 @@ Everything a hostile or broken host can do is bounded here:
   is refused after at most max_bytes of output, not after 4 GB);
 - where the bot goes: redirects are followed here, one hop at a time, and the address actually
   connected to is checked, so a public feed cannot send the bot to a loopback, private,
-  link-local or cloud-metadata address (see AddressPolicy);
+  link-local or cloud-metadata address (see AddressPolicy). Behind a proxy (HTTP_PROXY and
+  the like) the connected address is the proxy's: each hop's host is then judged by what it
+  resolves to here, before the proxy is asked to go there, and a name that does not resolve
+  here counts as private;
 - what the bot sends: per-feed headers (cookies, keys) are never put in an error message;
 - local files: regular files only, at most max_bytes, within the same deadline.
 """
@@ -20,7 +23,9 @@ import email.utils
 import ipaddress
 import os
 import re
+import socket
 import stat
+import urllib.request
 import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -271,29 +276,36 @@ async def _fetch_http(
     allowed = private_allowed  # resolved to a bool by the first hop
     first_private: bool | None = None
     moved = False
+
+    def judge(private: bool, address: str) -> None:
+        """Refuse a private address where only public ones may go; the first hop decides
+        what its redirects may reach (for a configured URL)."""
+        nonlocal first_private, allowed
+        if first_private is None:
+            first_private = private
+            if allowed is None:
+                allowed = private
+            elif private and not allowed:
+                raise FetchError(f"refused: a private address {address} (from a public page)")
+        elif private and not allowed:
+            raise FetchError(
+                f"refused: redirect to a private address {address} (from a public one)"
+            )
+
     try:
         for hop in range(MAX_REDIRECTS + 1):
             if allowed is not True:
                 # An address literal is judged before connecting: nothing is sent to it at all.
                 _refuse_literal(current.host, hop, allowed, policy)
+            proxied = _behind_proxy(current)
+            if proxied:  # judged before the proxy is asked to go there
+                judge(*await _resolved_here(current, policy))
             sent = headers if _origin(current) == origin else _cross_origin(headers)
             async with client.stream("GET", current, headers=sent, follow_redirects=False) as r:
-                address = _server_address(r)
-                # No address (a test transport, say): assume the worst, private.
-                private = address is None or policy.is_private(address)
-                address = address or "(unknown)"
-                if first_private is None:
-                    first_private = private
-                    if allowed is None:
-                        allowed = private
-                    elif private and not allowed:
-                        raise FetchError(
-                            f"refused: a private address {address} (from a public page)"
-                        )
-                elif private and not allowed:
-                    raise FetchError(
-                        f"refused: redirect to a private address {address} (from a public one)"
-                    )
+                if not proxied:
+                    address = _server_address(r)
+                    # No address (a test transport, say): assume the worst, private.
+                    judge(address is None or policy.is_private(address), address or "(unknown)")
                 target = _redirect_target(r)
                 if target is None:
                     return await _answer(r, headers, max_bytes, moved, first_private)
@@ -332,6 +344,35 @@ def _origin(url: httpx.URL) -> tuple[str, str, int | None]:
 def _cross_origin(headers: dict[str, str]) -> dict[str, str]:
     """The headers safe to send to another origin: cookies and keys stay with the configured one."""
     return {k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_HEADERS}
+
+
+def _behind_proxy(url: httpx.URL) -> bool:
+    """Whether httpx sends this request through a proxy from the environment (HTTP_PROXY,
+    HTTPS_PROXY, ALL_PROXY, less NO_PROXY), which it reads as urllib does."""
+    proxies = urllib.request.getproxies_environment()
+    if not (proxies.get(url.scheme) or proxies.get("all")):
+        return False
+    return not urllib.request.proxy_bypass_environment(url.host, proxies)
+
+
+async def _resolved_here(url: httpx.URL, policy: AddressPolicy) -> tuple[bool, str]:
+    """(private, what to call it) for a host the proxy will connect to: private if any
+    address it resolves to here is, or if it does not resolve here (a name only the proxy's
+    network knows is an internal one). The proxy resolves it again, so a name that changes its
+    answer in between can still slip through: the check narrows the hole, it cannot close it."""
+    host = url.host
+    try:
+        return policy.is_private(str(ipaddress.ip_address(host))), host
+    except ValueError:
+        pass
+    port = url.port or (443 if url.scheme == "https" else 80)
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return True, f"{host} (not resolvable here, behind a proxy)"
+    addresses = sorted({str(info[4][0]) for info in infos})
+    private = [a for a in addresses if policy.is_private(a)]
+    return bool(private) or not addresses, f"{host} ({', '.join(private or addresses)})"
 
 
 def _server_address(response: httpx.Response) -> str | None:

@@ -28,6 +28,7 @@ from bot.fetch import (
 )
 from tests.conftest import SAMPLES
 from tests.fakes.feed_server import FeedServer, closed_port_url, http_date, strong_etag
+from tests.fakes.proxy_server import ForwardProxy
 
 RSS_BODY = (SAMPLES / "embassy-rss.xml").read_bytes()
 NEXT_BODY = (SAMPLES / "embassy-rss-next.xml").read_bytes()
@@ -733,6 +734,52 @@ async def test_redirect_by_name_is_judged_by_the_address_connected_to(
     assert (
         str(caught.value) == "refused: redirect to a private address 127.0.0.1 (from a public one)"
     )
+
+
+@pytest.fixture
+def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ForwardProxy]:
+    """HTTP_PROXY pointing at a proxy on 127.0.0.1: the address the bot connects to is then the
+    proxy's, a private one, whatever the feed's host is."""
+    with ForwardProxy() as server:
+        for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTP_PROXY", server.url)
+        yield server
+
+
+async def test_behind_a_proxy_each_hop_is_judged_by_its_host_before_the_proxy_goes_there(
+    public: FeedServer, internal: FeedServer, proxy: ForwardProxy
+) -> None:
+    public.set("/feed.xml", RSS_BODY)
+    public.redirect("/moved.xml", internal.url("/secret.xml"), status=302)
+    public.redirect("/intranet.xml", "http://intranet.invalid/secret.xml", status=302)
+    async with make_client(TIMEOUT) as client:  # made after HTTP_PROXY is set, as at start-up
+        result = await fetch_as(client, public.url("/feed.xml"))
+        assert (result.body, result.private) == (RSS_BODY, False)  # public, not the proxy's
+        assert proxy.requested == [public.url("/feed.xml")]  # it did go through the proxy
+
+        with pytest.raises(FetchError) as caught:
+            await fetch_as(client, public.url("/moved.xml"))
+        assert str(caught.value) == (
+            "refused: redirect to a private address 127.0.0.1 (from a public one)"
+        )
+        # A name only the proxy's network may know counts as internal.
+        with pytest.raises(FetchError) as caught:
+            await fetch_as(client, public.url("/intranet.xml"))
+        assert str(caught.value) == (
+            "refused: redirect to a private address intranet.invalid (not resolvable here, "
+            "behind a proxy) (from a public one)"
+        )
+        with pytest.raises(FetchError, match="refused: a private address localhost"):
+            await fetch_as(client, f"http://localhost:{internal.port}/secret.xml",
+                           private_allowed=False)  # fmt: skip
+        # A configured internal URL is still the admin's choice.
+        inside = await fetch_as(client, internal.url("/secret.xml"))
+        assert (inside.body, inside.private) == (SECRET_BODY, True)
+    # The refused hops were never asked of the proxy: only the configured fetch went inside.
+    assert "http://intranet.invalid/secret.xml" not in proxy.requested
+    assert proxy.requested.count(internal.url("/secret.xml")) == 1
+    assert len(internal.requests_for("/secret.xml")) == 1
 
 
 async def test_configured_private_url_works(
