@@ -297,7 +297,15 @@ def _print_latest(config: Config, args: list[str]) -> int:
     try:  # read-only, so it never waits behind the running bot's write lock
         store = Store.open_readonly(config.database_path)
     except (StoreOpenError, SchemaMismatchError):  # no file yet, or one to migrate first
-        store = Store.open(config.database_path)
+        store = Store.open(config.database_path)  # checks the file itself
+    else:
+        try:
+            store.quick_check(OPEN_CHECK_SECONDS)  # a damaged file: one line, as Store.open
+        except CheckTimedOut:
+            pass  # as at start-up: read it without the check
+        except BaseException:
+            store.close()
+            raise
     try:
         reply = commands.latest_reply(store, config, utc_now(), args)
     finally:
