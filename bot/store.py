@@ -814,7 +814,9 @@ class Store:
         """At most one row per chat of `kinds`: the oldest undelivered statement, if it is due.
 
         A chat whose oldest row waits for a retry gets nothing newer meanwhile, so every chat
-        reads statements in the order they were published.
+        reads statements in the order they were published. Each topic of a forum has its own
+        queue, but a batch still takes one row per chat: Telegram paces the chat, and a batch
+        holding a forum's every topic would wait seconds for the last of them.
         """
         kind_filter = f"AND c.kind IN ({','.join('?' * len(kinds))})"
         params: list[object] = [PENDING, iso(now), *kinds, PENDING, SENDING, limit]
@@ -842,27 +844,33 @@ class Store:
             """,
             params,
         )
-        return [
-            Delivery(
-                id=r["delivery_id"],
-                subscriber=Subscriber(
-                    id=r["sub_id"],
-                    chat_id=chat_id_value(r["chat_id"]),
-                    thread_id=r["thread_id"],
-                    kind=r["kind"],
-                    title=r["chat_title"],
-                    active=bool(r["active"]),
-                    reason=r["reason"],
-                    silent=bool(r["silent"]),
-                    language=r["language"],
-                ),
-                statement=_statement(r),
-                attempts=r["attempts"],
-                kind=r["delivery_kind"],
-                message_id=r["edit_message_id"] if r["delivery_kind"] == "edit" else None,
+        due: list[Delivery] = []
+        chats: set[str] = set()
+        for r in rows:
+            if r["chat_id"] in chats:  # another topic of a forum already in this batch
+                continue
+            chats.add(r["chat_id"])
+            due.append(
+                Delivery(
+                    id=r["delivery_id"],
+                    subscriber=Subscriber(
+                        id=r["sub_id"],
+                        chat_id=chat_id_value(r["chat_id"]),
+                        thread_id=r["thread_id"],
+                        kind=r["kind"],
+                        title=r["chat_title"],
+                        active=bool(r["active"]),
+                        reason=r["reason"],
+                        silent=bool(r["silent"]),
+                        language=r["language"],
+                    ),
+                    statement=_statement(r),
+                    attempts=r["attempts"],
+                    kind=r["delivery_kind"],
+                    message_id=r["edit_message_id"] if r["delivery_kind"] == "edit" else None,
+                )
             )
-            for r in rows
-        ]
+        return due
 
     def mark_sending(self, delivery_id: int, now: datetime) -> bool:
         """Written before the send: after a crash such a row is sent again (the one duplicate).
