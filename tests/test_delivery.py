@@ -481,3 +481,39 @@ async def test_a_stop_between_reading_a_batch_and_claiming_it_sends_nothing_ther
         "ON c.id = d.subscriber_id WHERE c.chat_id = '2'"
     ).fetchall()
     assert (status, attempts) == ("closed", 0)
+
+
+async def test_a_chats_turn_passes_on_when_a_waiting_send_is_cancelled() -> None:
+    """A send cancelled while it waits for its chat (the bot stopping) must not keep the turn:
+    the chat's next send still goes, and the chat is forgotten once nobody waits."""
+    from bot.delivery import _ChatTurns
+
+    turns, order = _ChatTurns(), []
+
+    async def send(name: str) -> None:
+        await turns.acquire(-1007)
+        try:
+            order.append(name)
+            await asyncio.sleep(0.01)
+        finally:
+            turns.release(-1007)
+
+    first = asyncio.create_task(send("first"))
+    await asyncio.sleep(0)
+    second, third = asyncio.create_task(send("second")), asyncio.create_task(send("third"))
+    await asyncio.sleep(0)
+    second.cancel()  # cancelled while waiting
+    await asyncio.gather(first, third, return_exceptions=True)
+    assert order == ["first", "third"] and second.cancelled()
+
+    # Handed the turn and cancelled before it ran: it passes the turn on.
+    await turns.acquire(-1007)  # held
+    waiter_b = asyncio.create_task(turns.acquire(-1007))
+    waiter_c = asyncio.create_task(turns.acquire(-1007))
+    await asyncio.sleep(0)  # both wait
+    turns.release(-1007)  # b is handed the turn...
+    waiter_b.cancel()  # ...and cancelled before it runs
+    await asyncio.wait_for(waiter_c, 1)  # c got it
+    assert waiter_b.cancelled()
+    turns.release(-1007)
+    assert turns._waiting == {}
