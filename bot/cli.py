@@ -296,8 +296,16 @@ def preview_feed(config: Config, args: argparse.Namespace) -> FeedConfig:
 def _print_latest(config: Config, args: list[str]) -> int:
     try:  # read-only, so it never waits behind the running bot's write lock
         store = Store.open_readonly(config.database_path)
-    except (StoreOpenError, SchemaMismatchError):  # no file yet, or one to migrate first
-        store = Store.open(config.database_path)  # checks the file itself
+    except SchemaMismatchError as exc:
+        # Not migrated from here: the bot running on it may be the older one, and would then
+        # refuse to start again.
+        raise StoreOpenError(
+            f"database {config.database_path}: {exc}. `statement-bot run` migrates an older "
+            "one at start-up; a newer one needs a newer bot",
+            2,
+        ) from None
+    except StoreOpenError:  # no file yet (a new one is made), or Store.open says it better
+        store = Store.open(config.database_path)
     else:
         try:
             store.quick_check(OPEN_CHECK_SECONDS)  # a damaged file: one line, as Store.open

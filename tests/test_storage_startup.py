@@ -476,3 +476,23 @@ def test_the_store_keeps_its_normal_busy_timeout_once_open(db_path: Path) -> Non
     finally:
         store.close()
     assert timeout == store_module.BUSY_TIMEOUT * 1000
+
+
+def test_latest_leaves_an_older_schema_to_the_bot_that_migrates_it(
+    capsys, config_file: Path, db_path: Path
+) -> None:
+    """`latest` from a new image beside the old bot must not migrate the file under it (the
+    old bot would then refuse to restart): one line, the file untouched."""
+    make_database(db_path)
+    conn = sqlite3.connect(db_path)
+    conn.execute("DELETE FROM schema_migrations WHERE version = (SELECT MAX(version) "
+                 "FROM schema_migrations)")  # fmt: skip
+    conn.commit()
+    conn.close()
+    before = digest(db_path)
+    code, _, err = run_cli(capsys, config_file, "latest")
+    assert code == 2
+    line = one_line(err)
+    assert line.startswith(f"statement-bot: database {db_path}: the database has schema version")
+    assert "`statement-bot run` migrates an older one at start-up" in line
+    assert digest(db_path) == before
