@@ -277,10 +277,14 @@ async def _fetch_http(
     first_private: bool | None = None
     moved = False
 
-    def judge(private: bool, address: str) -> None:
+    def judge(private: bool | None, address: str) -> None:
         """Refuse a private address where only public ones may go; the first hop decides
-        what its redirects may reach (for a configured URL)."""
+        what its redirects may reach (for a configured URL). None: unknown (a name that does
+        not resolve here, behind a proxy): private for a link or a redirect, but for a
+        configured URL public, so that it cannot widen what its redirects may reach."""
         nonlocal first_private, allowed
+        if private is None:
+            private = not (first_private is None and allowed is None)
         if first_private is None:
             first_private = private
             if allowed is None:
@@ -297,7 +301,7 @@ async def _fetch_http(
             if allowed is not True:
                 # An address literal is judged before connecting: nothing is sent to it at all.
                 _refuse_literal(current.host, hop, allowed, policy)
-            proxied = _behind_proxy(current)
+            proxied = _behind_proxy(client, current)
             if proxied:  # judged before the proxy is asked to go there
                 judge(*await _resolved_here(current, policy))
             sent = headers if _origin(current) == origin else _cross_origin(headers)
@@ -346,20 +350,23 @@ def _cross_origin(headers: dict[str, str]) -> dict[str, str]:
     return {k: v for k, v in headers.items() if k.lower() in _CROSS_ORIGIN_HEADERS}
 
 
-def _behind_proxy(url: httpx.URL) -> bool:
-    """Whether httpx sends this request through a proxy from the environment (HTTP_PROXY,
-    HTTPS_PROXY, ALL_PROXY, less NO_PROXY), which it reads as urllib does."""
-    proxies = urllib.request.getproxies_environment()
-    if not (proxies.get(url.scheme) or proxies.get("all")):
-        return False
-    return not urllib.request.proxy_bypass_environment(url.host, proxies)
+def _behind_proxy(client: httpx.AsyncClient, url: httpx.URL) -> bool:
+    """Whether the client sends this request through a proxy. Asked of httpx itself, which
+    routes by HTTP_PROXY, HTTPS_PROXY, ALL_PROXY and NO_PROXY as read when the client was made,
+    with its own reading of NO_PROXY (urllib's differs: ".example.com" also bypasses
+    example.com there): the check must follow the route actually taken. httpx has no public
+    way to ask; without the private one, any proxy variable counts (the name check is made)."""
+    route = getattr(client, "_transport_for_url", None)
+    if route is None:
+        return bool(urllib.request.getproxies_environment())
+    return route(url) is not getattr(client, "_transport", None)
 
 
-async def _resolved_here(url: httpx.URL, policy: AddressPolicy) -> tuple[bool, str]:
+async def _resolved_here(url: httpx.URL, policy: AddressPolicy) -> tuple[bool | None, str]:
     """(private, what to call it) for a host the proxy will connect to: private if any
-    address it resolves to here is, or if it does not resolve here (a name only the proxy's
-    network knows is an internal one). The proxy resolves it again, so a name that changes its
-    answer in between can still slip through: the check narrows the hole, it cannot close it."""
+    address it resolves to here is; None if it does not resolve here (maybe a name only the
+    proxy's network knows). The proxy resolves it again, so a name that changes its answer in
+    between can still slip through: the check narrows the hole, it cannot close it."""
     host = url.host
     try:
         return policy.is_private(str(ipaddress.ip_address(host))), host
@@ -367,12 +374,17 @@ async def _resolved_here(url: httpx.URL, policy: AddressPolicy) -> tuple[bool, s
         pass
     port = url.port or (443 if url.scheme == "https" else 80)
     try:
-        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError:
-        return True, f"{host} (not resolvable here, behind a proxy)"
+        # The ASCII (IDNA 2008) form the proxy is asked for: Python's idna codec is IDNA 2003,
+        # which maps some names (straße.de) to another one.
+        name = url.raw_host.decode("ascii")
+        infos = await asyncio.get_running_loop().getaddrinfo(name, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return None, f"{host} (not resolvable here, behind a proxy)"
     addresses = sorted({str(info[4][0]) for info in infos})
     private = [a for a in addresses if policy.is_private(a)]
-    return bool(private) or not addresses, f"{host} ({', '.join(private or addresses)})"
+    if not addresses:
+        return None, f"{host} (not resolvable here, behind a proxy)"
+    return bool(private), f"{host} ({', '.join(private or addresses)})"
 
 
 def _server_address(response: httpx.Response) -> str | None:

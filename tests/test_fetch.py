@@ -740,7 +740,7 @@ async def test_redirect_by_name_is_judged_by_the_address_connected_to(
 def proxy(monkeypatch: pytest.MonkeyPatch) -> Iterator[ForwardProxy]:
     """HTTP_PROXY pointing at a proxy on 127.0.0.1: the address the bot connects to is then the
     proxy's, a private one, whatever the feed's host is."""
-    with ForwardProxy() as server:
+    with ForwardProxy(names={"intranet.invalid": "127.0.0.1"}) as server:
         for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy", "NO_PROXY", "no_proxy"):
             monkeypatch.delenv(name, raising=False)
         monkeypatch.setenv("HTTP_PROXY", server.url)
@@ -776,10 +776,34 @@ async def test_behind_a_proxy_each_hop_is_judged_by_its_host_before_the_proxy_go
         # A configured internal URL is still the admin's choice.
         inside = await fetch_as(client, internal.url("/secret.xml"))
         assert (inside.body, inside.private) == (SECRET_BODY, True)
+        # One only the proxy can resolve is fetched, but as public: it cannot widen where its
+        # redirects may go (they would be judged by names that do not resolve here either).
+        intranet = f"http://intranet.invalid:{internal.port}"
+        internal.redirect("/hop.xml", f"{intranet}/secret.xml", status=302)
+        far = await fetch_as(client, f"{intranet}/secret.xml")
+        assert (far.body, far.private) == (SECRET_BODY, False)
+        with pytest.raises(FetchError, match="refused: redirect to a private address intranet"):
+            await fetch_as(client, f"{intranet}/hop.xml")
     # The refused hops were never asked of the proxy: only the configured fetch went inside.
     assert "http://intranet.invalid/secret.xml" not in proxy.requested
     assert proxy.requested.count(internal.url("/secret.xml")) == 1
-    assert len(internal.requests_for("/secret.xml")) == 1
+    assert len(internal.requests_for("/secret.xml")) == 2  # the configured ones only
+
+
+async def test_the_check_follows_the_route_httpx_takes_whatever_no_proxy_says(
+    public: FeedServer, internal: FeedServer, proxy: ForwardProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NO_PROXY=".localhost": urllib would connect to localhost directly, httpx goes through
+    the proxy (the dot means subdomains only). Judged by the route taken: by name, before the
+    proxy is asked."""
+    monkeypatch.setenv("NO_PROXY", ".localhost")
+    public.redirect("/feed.xml", f"http://localhost:{internal.port}/secret.xml", status=302)
+    async with make_client(TIMEOUT) as client:
+        with pytest.raises(FetchError) as caught:
+            await fetch_as(client, public.url("/feed.xml"))
+    assert str(caught.value).startswith("refused: redirect to a private address localhost (")
+    assert proxy.requested == [public.url("/feed.xml")]  # never asked to go to localhost
+    assert internal.requests_for("/secret.xml") == []
 
 
 async def test_configured_private_url_works(

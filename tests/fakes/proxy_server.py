@@ -2,7 +2,8 @@
 
 It answers absolute-URI requests (`GET http://host:port/path`) by making the same GET itself and
 relaying the answer as it is (status, headers, body; redirects are not followed). It records the
-URL of every request it was asked to make, so a test can tell whether the proxy went somewhere::
+URL of every request it was asked to make, so a test can tell whether the proxy went somewhere.
+`names` is the proxy's own DNS: host names only its network knows (an intranet's)::
 
     with ForwardProxy() as proxy:
         monkeypatch.setenv("HTTP_PROXY", proxy.url)
@@ -22,8 +23,9 @@ _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encodin
 
 
 class ForwardProxy:
-    def __init__(self, host: str = "127.0.0.1") -> None:
+    def __init__(self, host: str = "127.0.0.1", names: dict[str, str] | None = None) -> None:
         self.requested: list[str] = []
+        self.names = dict(names or {})
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,7 +45,8 @@ class ForwardProxy:
                 if target.query:
                     path += "?" + target.query
                 try:
-                    conn = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=5)
+                    address = proxy.names.get(target.hostname, target.hostname)
+                    conn = http.client.HTTPConnection(address, target.port or 80, timeout=5)
                     conn.request("GET", path, headers=headers)
                     answer = conn.getresponse()
                     body = answer.read()
