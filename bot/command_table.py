@@ -93,10 +93,14 @@ async def _start(r: Request) -> str:
 
 
 async def _stop(r: Request) -> str:
-    was_active = await r.db.write(
-        lambda s: s.deactivate(r.chat.chat_id, "/stop", r.now, thread_id=r.chat.thread_id)
+    def stop(s: Store) -> tuple[bool, int]:
+        was_active = s.deactivate(r.chat.chat_id, "/stop", r.now, thread_id=r.chat.thread_id)
+        return was_active, s.active_topics(r.chat.chat_id)
+
+    was_active, others = await r.db.write(stop)
+    return commands.stop_reply(
+        was_active, r.language, topic=r.chat.thread_id is not None, other_topics=others > 0
     )
-    return commands.stop_reply(was_active, r.language, topic=r.chat.thread_id is not None)
 
 
 async def _latest(r: Request) -> str:

@@ -188,8 +188,16 @@ def start_reply(
 
 
 def stop_reply(
-    was_active: bool, language: str = i18n.DEFAULT_LANGUAGE, *, topic: bool = False
+    was_active: bool,
+    language: str = i18n.DEFAULT_LANGUAGE,
+    *,
+    topic: bool = False,
+    other_topics: bool = False,
 ) -> str:
+    """`other_topics`: the chat is a forum some other topic of which is subscribed (a /stop in
+    the wrong topic, or in General after an upgrade, when the forum had subscribed from one)."""
+    if not was_active and other_topics:
+        return t(language, "stop_other_topics")
     return t(language, _scoped("stop_done" if was_active else "stop_not_subscribed", topic))
 
 

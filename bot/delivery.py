@@ -685,7 +685,7 @@ class _ChatTurns:
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled():
                 self.release(chat)  # handed the turn as it was cancelled: pass it on
-            else:
+            elif turn in waiting:  # the holder's release may have dropped it already
                 waiting.remove(turn)
             raise
 

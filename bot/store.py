@@ -593,7 +593,7 @@ class Store:
     ) -> int:
         """A topic's first row starts with the settings of its chat's row, if it has one: a
         forum's new topic reads the language and sections the forum already chose."""
-        base = self._subscriber_row(chat_id, None) if thread_id is not None else None
+        base = self._chat_row(chat_id)
         # The pinned post is the chat's: every row of it carries the choice (set_pinned_wanted).
         row_id = self.db.execute(
             "INSERT INTO subscribers (chat_id, thread_id, kind, title, active, subscribed_at, "
@@ -616,9 +616,7 @@ class Store:
     def chat_settings(self, chat_id: int | str, thread_id: int | None = None) -> ChatSettings:
         """The topic's settings; a topic that has none reads its chat's (what its first row
         will start with), and a chat the bot does not know the defaults."""
-        row = self._subscriber_row(chat_id, thread_id)
-        if row is None and thread_id is not None:
-            row = self._subscriber_row(chat_id, None)
+        row = self._subscriber_row(chat_id, thread_id) or self._chat_row(chat_id)
         if row is None:
             return ChatSettings()
         muted = self.db.execute(
@@ -695,8 +693,12 @@ class Store:
             rows = self.db.query("SELECT * FROM subscribers WHERE chat_id = ?", [str(old_chat_id)])
             for row in list(rows):
                 if self._subscriber_row(new_chat_id, row["thread_id"]) is not None:
-                    # The supergroup subscribed on its own already: keep that one, retire the old.
+                    # The supergroup subscribed on its own already: keep that one, retire the old
+                    # (and its wish for the pinned post: the old id takes no messages).
                     self._deactivate_row(row, f"migrated to {new_chat_id}", now)
+                    self.db.execute(
+                        "UPDATE subscribers SET pinned_counters = 0 WHERE id = ?", [row["id"]]
+                    )
                     continue
                 self.db.execute(
                     "UPDATE subscribers SET chat_id = ?, kind = 'supergroup', changed_at = ?, "
@@ -728,6 +730,28 @@ class Store:
             self.db.execute(
                 f"SELECT COUNT(*) FROM subscribers WHERE active = 1 AND kind IN ({marks})",
                 list(kinds),
+            ).fetchone()[0]
+        )
+
+    def _chat_row(self, chat_id: int | str) -> dict | None:
+        """The row that speaks for the chat where a topic has none: its own (a forum's General
+        topic), else its oldest (a forum subscribed from one topic before topics had rows of
+        their own keeps its settings there)."""
+        rows = list(
+            self.db.query(
+                "SELECT * FROM subscribers WHERE chat_id = ? "
+                "ORDER BY thread_id IS NOT NULL, id LIMIT 1",
+                [str(chat_id)],
+            )
+        )
+        return rows[0] if rows else None
+
+    def active_topics(self, chat_id: int | str) -> int:
+        """How many subscriptions of the chat are active (a forum's topics)."""
+        return int(
+            self.db.execute(
+                "SELECT COUNT(*) FROM subscribers WHERE chat_id = ? AND active = 1",
+                [str(chat_id)],
             ).fetchone()[0]
         )
 

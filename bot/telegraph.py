@@ -504,9 +504,10 @@ class Publisher:
     def _resting(self) -> bool:
         return self.clock() < self._resting_until
 
-    def _failed(self, exc: Exception) -> None:
-        """Telegraph itself failed (or the whole wait passed): rest from it for a while."""
-        if isinstance(exc, TimeoutError) or getattr(exc, "service", False):
+    def _failed(self, exc: Exception, *, asking: bool) -> None:
+        """Telegraph itself failed, or did not answer within the wait (`asking`: the time ran
+        out during the call, not while the text was converted): rest from it for a while."""
+        if (isinstance(exc, TimeoutError) and asking) or getattr(exc, "service", False):
             self._resting_until = self.clock() + self.rest
             logger.warning("Telegraph: failing (%s); pushes go out without a page for %.0f s",
                            str(exc) or "timed out", self.rest)  # fmt: skip
@@ -535,19 +536,21 @@ class Publisher:
                                len(statements) - index)  # fmt: skip
                 done.extend(statements[index:])
                 break
+            asking = False
             try:
                 async with asyncio.timeout(left):
                     nodes = await asyncio.to_thread(to_nodes, statement.full_html, statement.link)
                     if not nodes:
                         done.append(statement)
                         continue
+                    asking = True
                     page = await self.api.create_page(
                         statement.title, nodes, author=author, author_url=statement.link
                     )
             except (TelegraphError, TimeoutError, StoreUnavailable) as exc:
                 logger.warning("Telegraph: no page for %r: %s", statement.title[:80],
                                str(exc) or "timed out")  # fmt: skip
-                self._failed(exc)
+                self._failed(exc, asking=asking)
                 done.append(statement)
                 continue
             except Exception:  # a bug here must never hold the push back
@@ -564,10 +567,7 @@ class Publisher:
         running bot's Publisher is `Service.poller.publisher` (None with telegraph off)."""
         if not statement.telegraph_path or not statement.full_html:
             return False
-        if self._resting():
-            logger.warning("Telegraph: page %s not edited: resting after a failure",
-                           statement.telegraph_path)  # fmt: skip
-            return False
+        # Tried even while resting: a correction comes once, and nothing retries a skipped one.
         try:
             async with asyncio.timeout(self.budget):
                 nodes = await asyncio.to_thread(to_nodes, statement.full_html, statement.link)
@@ -578,7 +578,6 @@ class Publisher:
         except (TelegraphError, TimeoutError, StoreUnavailable) as exc:
             logger.warning("Telegraph: page %s not edited: %s", statement.telegraph_path,
                            str(exc) or "timed out")  # fmt: skip
-            self._failed(exc)
             return False
         except Exception:
             logger.exception("Telegraph: page %s not edited", statement.telegraph_path)

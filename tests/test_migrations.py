@@ -310,8 +310,10 @@ def test_topic_subscriptions_migration_keeps_schema_7_rows_and_references(
     assert store.chat_settings(-1007, 77).muted == {"f"}
     now = datetime.now(UTC)
     assert store.subscribe(-1007, "supergroup", now, thread_id=78)  # a second topic
-    # The pinned post stays the chat's; sections are topic 77's own, not the new topic's.
-    assert store.pinned_wanted(-1007) and store.chat_settings(-1007, 78).muted == set()
+    # The pinned post stays the chat's; a new topic (and General) starts from the forum's
+    # settings, which it chose in topic 77 when that was the forum's only row.
+    assert store.pinned_wanted(-1007) and store.chat_settings(-1007, 78).muted == {"f"}
+    assert store.chat_settings(-1007).language == "ru"
     with pytest.raises(sqlite3.IntegrityError):  # the references are enforced again
         store.db.execute("INSERT INTO muted_sections (subscriber_id, feed) VALUES (99, 'f')")
     store.close()

@@ -573,7 +573,9 @@ def test_the_pinned_post_is_the_chats_whichever_topic_asked(store: Store, now: d
     store.set_pinned_wanted(FORUM, True, now, kind="supergroup")
     assert store.pinned_wanted(FORUM)
     assert store.pinned_groups() == [(FORUM, "supergroup", "ru")]  # once, its first topic's
-    store.subscribe(FORUM, "supergroup", now)
-    assert store.pinned_groups() == [(FORUM, "supergroup", None)]  # the chat's own row now
+    store.subscribe(FORUM, "supergroup", now)  # General: its row starts from topic 77's
+    assert store.pinned_groups() == [(FORUM, "supergroup", "ru")]  # the chat's own row now
+    store.save_settings(FORUM, ChatSettings(language="en"), now, kind="supergroup")
+    assert store.pinned_groups() == [(FORUM, "supergroup", "en")]
     store.set_pinned_wanted(FORUM, False, now, kind="supergroup")
     assert not store.pinned_wanted(FORUM) and store.pinned_groups() == []

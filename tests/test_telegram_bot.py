@@ -903,7 +903,10 @@ def test_a_forums_topics_subscribe_stop_and_choose_apart(
     assert all(b - a >= 0.9 for a, b in itertools.pairwise(sent_at)), sent_at
 
     assert in_topic(77, "/stop").text.startswith("Unsubscribed: no more pushes to this topic.")
-    assert in_topic(77, "/stop").text == "This topic is not subscribed. /start here subscribes it."
+    assert in_topic(77, "/stop").text == (
+        "This topic is not subscribed, but other topics of this forum are: send /stop in each "
+        "of them to stop theirs."
+    )
     before = len(api.sent_messages(forum))
     feeds.set("/feed.xml", feed_with_extra_item(7021, "After stop"), content_type=RSS_TYPE)
     [last] = api.wait_for_messages(before + 1, chat_id=forum, timeout=20)[before:]

@@ -325,6 +325,23 @@ async def test_a_corrected_statement_gets_its_page_edited(env: Env) -> None:
     assert env.telegraph.methods()[-1] == "editPage"
 
 
+async def test_a_correction_edits_its_page_even_while_telegraph_rests(env: Env) -> None:
+    """A correction comes once and nothing retries it: the rest does not skip it."""
+    env.feeds.set("/feed.xml", rss(("new", "New one", FULL), ("old", "Old one", FULL)),
+                  content_type=RSS)  # fmt: skip
+    await env.poll()
+    env.telegraph.fail_with("INTERNAL_ERROR")
+    env.feeds.set("/feed.xml", rss(("b", "B", FULL), ("new", "New one", FULL),
+                                   ("old", "Old one", FULL)), content_type=RSS)  # fmt: skip
+    await env.poll()  # no page for "b": Telegraph rests from now on
+    env.telegraph.recover()
+    env.feeds.set("/feed.xml", rss(("b", "B", FULL), ("new", "New one (corrected)", FULL),
+                                   ("old", "Old one", FULL)), content_type=RSS)  # fmt: skip
+    await env.poll()
+    (page,) = env.telegraph.pages.values()
+    assert (page.title, page.edits) == ("New one (corrected)", 1)
+
+
 async def test_the_token_never_reaches_the_log(env: Env) -> None:
     root = logging.getLogger()
     saved = root.handlers[:], root.level

@@ -26,6 +26,10 @@ MESSAGES: dict[str, str] = {
         "get theirs. /start here subscribes it again."
     ),
     "stop_not_subscribed_topic": "This topic is not subscribed. /start here subscribes it.",
+    "stop_other_topics": (
+        "This topic is not subscribed, but other topics of this forum are: send /stop in each "
+        "of them to stop theirs."
+    ),
     "admins_only_subscribe": "Only the group's administrators can subscribe it.",
     "admins_only_unsubscribe": "Only the group's administrators can unsubscribe it.",
     "admins_only_settings": "Only the group's administrators can change its settings.",
