@@ -18,7 +18,7 @@ from urllib.parse import urlparse
 import httpx
 
 from bot.config import Config, FeedConfig
-from bot.diff import PollDecision, decide
+from bot.diff import PollDecision, adopt_stored_keys, decide, shared_guid_bases
 from bot.fetch import DEFAULT_POLICY, AddressPolicy, FetchError, FetchResult
 from bot.metrics import NO_METRICS, Metrics
 from bot.model import FeedState, PollOutcome, PollReport, Statement
@@ -71,6 +71,17 @@ def decide_poll(
     )
 
 
+def stored_view(
+    store: Store, feed: str, statements: Sequence[Statement]
+) -> tuple[list[Statement], dict[str, Statement]]:
+    """The poll's statements, posts that share a guid under the keys they are stored under,
+    and the stored ones among them: what the diff compares."""
+    bases = shared_guid_bases(statements)
+    if bases:
+        statements = adopt_stored_keys(statements, store.key_families(feed, bases))
+    return list(statements), store.known(feed, [s.key for s in statements])
+
+
 def record_poll(
     store: Store,
     feed: FeedConfig,
@@ -85,9 +96,8 @@ def record_poll(
     store.ensure_feed(feed)
     state = store.feed_state(feed.name)
     assert state is not None
-    decision = decide_poll(
-        feed, state, statements, store.known(feed.name, [s.key for s in statements])
-    )
+    statements, known = stored_view(store, feed.name, statements)
+    decision = decide_poll(feed, state, statements, known)
     # An empty document is no baseline: the next poll would push every old item.
     return store.apply_poll(
         feed.name, decision, now, etag=etag, last_modified=last_modified,
@@ -183,12 +193,13 @@ class Poller:
             parsed = reading.parsed
             for line in parsed.skipped:
                 logger.warning("feed %s: skipped an item: %s", feed.name, line)
-            keys = [s.key for s in parsed.statements]
-            known = await self.db.read(lambda s: s.known(feed.name, keys))
+            statements, known = await self.db.read(
+                lambda s: stored_view(s, feed.name, parsed.statements)
+            )
             decision = decide_poll(
                 feed,
                 state,
-                parsed.statements,
+                statements,
                 known,
                 edits_allowed=not parsed.fallback_encoding,
                 compare_leads=source.compares_leads,

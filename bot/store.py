@@ -395,14 +395,21 @@ class Store:
                 f"WHERE feed = ? AND key IN ({marks})",
                 [feed, *chunk],
             ):
-                known[row["key"]] = Statement(
-                    key=row["key"],
-                    title=row["title"],
-                    link=row["link"],
-                    published=from_iso(row["published"]),
-                    lead=row["lead"],
-                )
+                known[row["key"]] = _compared(row)
         return known
+
+    def key_families(self, feed: str, bases: Collection[str]) -> dict[str, Statement]:
+        """The stored posts of `feed` under each of `bases` or a key derived from it
+        (base#...): the posts of a guid several share (diff.adopt_stored_keys)."""
+        family: dict[str, Statement] = {}
+        for base in bases:
+            for row in self.db.query(
+                "SELECT key, title, link, published, lead FROM statements WHERE feed = ? "
+                "AND (key = ? OR substr(key, 1, ?) = ?)",
+                [feed, base, len(base) + 1, base + "#"],
+            ):
+                family[row["key"]] = _compared(row)
+        return family
 
     def _apply(
         self, feed: str, decision: PollDecision, now: datetime, window: timedelta | None
@@ -1145,6 +1152,17 @@ def retry_delay(attempt: int, base: float, cap: float) -> timedelta:
 
 def _iso_or_none(moment: datetime | None) -> str | None:
     return iso(moment) if moment else None
+
+
+def _compared(row: dict) -> Statement:
+    """A stored statement as the diff compares it."""
+    return Statement(
+        key=row["key"],
+        title=row["title"],
+        link=row["link"],
+        published=from_iso(row["published"]),
+        lead=row["lead"],
+    )
 
 
 def _feed_state(row: dict) -> FeedState:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from bot.diff import decide, oldest_first
+from bot.diff import adopt_stored_keys, decide, oldest_first, shared_guid_bases
 from bot.model import Statement
 
 T0 = datetime(2021, 10, 1, tzinfo=UTC)
@@ -114,3 +114,53 @@ def test_without_edits_allowed_stored_text_is_never_replaced() -> None:
         edits_allowed=False,
     )
     assert decision.updated == [] and [s.key for s in decision.push] == ["n"]
+
+
+# ---- posts that share a guid, stored under the rule of their day -----------------------------
+
+
+def post(key: str, n: int) -> Statement:
+    return Statement(key, f"Post {n}", f"https://example.org/{n}", T0 + timedelta(days=n), "")
+
+
+def test_a_shared_guid_family_stored_the_other_way_round_keeps_its_stored_keys() -> None:
+    """Stored when the newest kept the guid; read now with the oldest keeping it. Without
+    adopting the stored keys, post 2 would be pushed again, and post 1 taken as a correction
+    of post 2 (its messages edited into another statement)."""
+    stored = {"g": post("g", 2), "g#https://example.org/1": post("g#https://example.org/1", 1)}
+    incoming = [post("g#https://example.org/2", 2), post("g", 1)]
+    assert shared_guid_bases(incoming) == {"g"}
+    adopted = adopt_stored_keys(incoming, stored)
+    assert [s.key for s in adopted] == ["g", "g#https://example.org/1"]
+    d = decide(adopted, stored, first_poll=False, announce_first=0, flood_limit=10)
+    assert (d.push, d.updated) == ([], [])
+
+
+def test_a_new_post_of_the_guid_is_new_even_when_its_key_is_a_stored_ones() -> None:
+    # Post 0 is older than both stored ones (a late backfill): it comes as "g", which post 2
+    # keeps; it gets a key of its own and is pushed, once.
+    stored = {"g": post("g", 2), "g#https://example.org/1": post("g#https://example.org/1", 1)}
+    incoming = [post("g#https://example.org/2", 2), post("g#https://example.org/1", 1),
+                post("g", 0)]  # fmt: skip
+    adopted = adopt_stored_keys(incoming, stored)
+    assert [s.key for s in adopted][:2] == ["g", "g#https://example.org/1"]
+    assert adopted[2].key.startswith("g#sha256:") and adopted[2].title == "Post 0"
+    d = decide(adopted, stored, first_poll=False, announce_first=0, flood_limit=10)
+    assert [s.title for s in d.push] == ["Post 0"] and d.updated == []
+
+
+def test_a_corrected_title_in_a_family_is_still_its_post() -> None:
+    stored = {"g": post("g", 1), "g#https://example.org/2": post("g#https://example.org/2", 2)}
+    corrected = Statement("g#https://example.org/2", "Post 2, corrected", "https://example.org/2",
+                          T0 + timedelta(days=2), "")  # fmt: skip
+    adopted = adopt_stored_keys([corrected, post("g", 1)], stored)
+    d = decide(adopted, stored, first_poll=False, announce_first=0, flood_limit=10)
+    assert d.push == [] and [s.title for s in d.updated] == ["Post 2, corrected"]
+
+
+def test_keys_that_only_look_derived_are_left_alone() -> None:
+    """A guid with a fragment is a guid: with nothing stored under it, nothing moves."""
+    incoming = [post("https://e.org/a#1", 2), post("https://e.org/a", 1)]
+    assert adopt_stored_keys(incoming, {}) == incoming
+    stored = {"https://e.org/a": post("https://e.org/a", 1)}
+    assert adopt_stored_keys(incoming, stored) == incoming

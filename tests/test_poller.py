@@ -744,3 +744,40 @@ async def test_restart_with_an_existing_database_pushes_nothing_twice(
         assert drain(reopened, env.clock.now) == [SITE + "fnapr/7013", SITE + "fnapr/7014"]
     finally:
         db.close()
+
+
+# ---- posts that share a guid, stored when the newest kept it ----------------------------------
+
+SHARED_GUID_RSS = b"""<?xml version="1.0"?><rss version="2.0"><channel><title>E</title>
+<item><title>Newer statement</title><guid isPermaLink="false">g</guid>
+<link>https://example.org/2</link><pubDate>Tue, 26 Oct 2021 10:00:00 GMT</pubDate></item>
+<item><title>Older statement</title><guid isPermaLink="false">g</guid>
+<link>https://example.org/1</link><pubDate>Mon, 25 Oct 2021 10:00:00 GMT</pubDate></item>
+</channel></rss>"""
+
+
+async def test_a_guid_pair_stored_under_the_old_rule_is_neither_pushed_nor_corrected(
+    env: Env, now: datetime
+) -> None:
+    """An older bot kept the guid for the first post in the document (the newer); this one
+    keeps it for the oldest. The stored pair is recognised by its links: no second push, and
+    no 'correction' that would edit the newer post's messages into the older one."""
+    poller, feed = await env.make(corrections="edit")
+    env.server.set("/feed.xml", SHARED_GUID_RSS)
+    env.store.ensure_feed(feed)
+    env.store.db.execute("UPDATE feeds SET baseline_done = 1 WHERE name = ?", [feed.name])
+    t = "2026-03-01T09:00:00+00:00"
+    for key, title, n, day in (("g", "Newer statement", 2, 26),
+                               ("g#https://example.org/1", "Older statement", 1, 25)):  # fmt: skip
+        env.store.db.execute(
+            "INSERT INTO statements (feed, key, title, link, published, first_seen, sort_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [feed.name, key, title, f"https://example.org/{n}",
+             f"2021-10-{day}T10:00:00+00:00", t, t],
+        )  # fmt: skip
+    subscribe(env.store, now)
+    before = snapshot(env.store)
+
+    report = report_of(await next_poll(env, poller, feed))
+    assert (report.pushed, report.updated, report.silent) == (0, 0, 0)
+    assert snapshot(env.store) == before and delivery_count(env.store) == 0
