@@ -33,7 +33,7 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import BaseRateLimiter, ExtBot
-from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.delivery import (
     ChatAddress,
@@ -46,12 +46,9 @@ from bot.delivery import (
     Throttled,
     TransientFailure,
 )
+from bot.telegram_request import PlainRequestData
 
 logger = logging.getLogger(__name__)
-
-# TelegramSender.send calls do_api_request("sendMessage") on purpose (see there).
-warnings.filterwarnings("ignore", r"Please use 'Bot\.(sendMessage|editMessageText)'",
-                        PTBUserWarning)  # fmt: skip
 
 # BadRequest texts (python-telegram-bot strips "Bad Request: " and capitalises) that mean the
 # chat or its topic will never take a message again.
@@ -99,7 +96,8 @@ def _seconds(exc: RetryAfter) -> float:
 class TelegramSender:
     def __init__(self, bot: Bot, *, paid_broadcast: bool = False) -> None:
         self.bot = bot
-        # do_api_request sends what it is given: the Application's defaults are added here.
+        # Requests go straight to the bot's request layer (see _post): the Application's
+        # defaults are added here, as python-telegram-bot would add them.
         defaults = getattr(bot, "defaults", None)
         self._params: dict[str, Any] = {}
         if defaults is not None and defaults.parse_mode:
@@ -111,8 +109,7 @@ class TelegramSender:
         # free limit. The rate limiter then applies its 1000/s limit instead of the free 30/s.
         if paid_broadcast:
             self._params["allow_paid_broadcast"] = True
-        # Pushes wait behind replies: nobody is watching the clock for them.
-        self._rate_limit = priority_args(bot, Priority.PUSH)
+        self._limiter: BaseRateLimiter[Any] | None = getattr(bot, "rate_limiter", None)
 
     async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
         params: dict[str, Any] = {"chat_id": chat.chat_id, "text": html, **self._params}
@@ -121,12 +118,7 @@ class TelegramSender:
         if chat.silent:  # the chat chose silent pushes in /settings
             params["disable_notification"] = True
         try:
-            # do_api_request, not send_message: the same request, errors and rate limiter, but
-            # the answer stays a dict. Building a Message object from each answer was a fifth
-            # of the bot's CPU per message, for the one field kept (docs/benchmarks.md).
-            result = await self.bot.do_api_request(
-                "sendMessage", api_kwargs=params, **self._rate_limit
-            )
+            result = await self._post("sendMessage", params)
         except TelegramError as exc:
             return outcome_of(exc)
         return Sent(int(result["message_id"]))
@@ -139,8 +131,7 @@ class TelegramSender:
             if key in self._params:
                 params[key] = self._params[key]
         try:
-            await self.bot.do_api_request("editMessageText", api_kwargs=params,
-                                          **self._rate_limit)  # fmt: skip
+            await self._post("editMessageText", params)
         except BadRequest as exc:
             # Already the corrected text (an edit repeated after a crash): that is success.
             if "message is not modified" in exc.message.lower():
@@ -149,6 +140,26 @@ class TelegramSender:
         except TelegramError as exc:
             return outcome_of(exc)
         return Sent(message_id)
+
+    async def _post(self, endpoint: str, params: dict[str, Any]) -> Any:
+        """The bot's request layer and rate limiter, without python-telegram-bot's methods.
+
+        Bot.do_api_request would add defaults, build a RequestParameter per field and (with
+        send_message) a Message from the answer: ~20% of the bot's CPU per message at
+        1,000/s, for fields that are plain JSON already and the one answer field kept
+        (docs/benchmarks.md). BaseRequest.post still maps every answer to PTB's errors
+        (RetryAfter, Forbidden, ...) and returns the answer's `result`.
+        """
+        post = self.bot.request.post
+        url = f"{self.bot.base_url}/{endpoint}"
+        data = PlainRequestData(params)
+        if self._limiter is None:
+            return await post(url, request_data=data)
+        # Pushes wait behind replies: nobody is watching the clock for them.
+        return await self._limiter.process_request(
+            callback=post, args=(url,), kwargs={"request_data": data}, endpoint=endpoint,
+            data=params, rate_limit_args=Priority.PUSH,
+        )  # fmt: skip
 
     async def reachable(self) -> bool:
         """getMe answers: the Bot API is up, so a message that keeps failing fails on its own."""

@@ -66,7 +66,7 @@ async def test_replies_stay_within_the_free_limit_during_a_paid_fan_out(
 
 
 async def test_a_push_carries_what_send_message_would_send(bot: ExtBot, api: FakeBotAPI) -> None:
-    # TelegramSender sends with do_api_request (no Message object built from the answer), so
+    # TelegramSender posts to the request layer itself (no Message built from the answer), so
     # it adds the Application's defaults itself: the request must be the same.
     await bot.send_message(-1001, "<b>push</b>", message_thread_id=7,
                            **priority_args(bot, Priority.PUSH))  # fmt: skip
