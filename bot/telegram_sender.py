@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 import warnings
 from collections import deque
@@ -251,14 +250,19 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         self.congested_after = congested_after
         self._groups: dict[ChatKey, AsyncLimiter] = {}
         # Paid broadcasts: their own budget, apart from the free one, so a paid fan-out never
-        # delays a reply. One message every 1/paid_rate s (aiolimiter's bucket let up to 1073
-        # arrive in one second); 2% under Telegram's 1000/s, for the jitter on the way.
-        self._paid_interval = 1 / paid_rate
-        self._paid_next = 0.0  # time.monotonic() of the next free paid slot
-        # The start times of the last paid_rate sends: never more than that many in any 1 s.
-        # Slots alone let a stalled event loop release its backlog at once (up to 1,034
-        # arrived in one second): the ring caps the catch-up, not just the average.
+        # delays a reply; 2% under Telegram's 1000/s, for the jitter on the way. A bucket of
+        # paid_rate/s holding at most two ticks' worth, emptied on PAID_TICK ticks by one
+        # dispatcher (_dispatch_paid), and never more than paid_rate sends started in any 1 s
+        # (a ring of the last start times). A slot per request, as before, let a stalled event
+        # loop release every slot it had missed at once: up to 1,034-1,058 in one second.
+        self._paid_rate = paid_rate
+        # (At least one message more than a tick brings: a slow rate must not lose its fractions.)
+        self._paid_burst = max(2 * paid_rate * PAID_TICK, 1 + paid_rate * PAID_TICK)
+        self._paid_tokens = self._paid_burst
+        self._paid_refilled = 0.0  # time.monotonic() of the last refill
         self._paid_starts: deque[float] = deque(maxlen=max(1, int(paid_rate)))
+        self._paid_waiting: deque[asyncio.Future[None]] = deque()
+        self._paid_dispatcher: asyncio.Task[None] | None = None
         self._queues: dict[Priority, dict[ChatKey, deque[_Ticket]]] = {p: {} for p in Priority}
         self._chat_tat: dict[ChatKey, float] = {}  # GCRA: each chat's theoretical arrival time
         self._next_slot = 0.0
@@ -280,14 +284,19 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
                     if not ticket.turn.done():
                         ticket.turn.set_exception(NotSent("the bot is stopping"))
             queues.clear()
+        for turn in self._paid_waiting:
+            if not turn.done():
+                turn.set_exception(NotSent("the bot is stopping"))
+        self._paid_waiting.clear()
 
     async def shutdown(self) -> None:
         self.close()
-        if self._dispatcher:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-            self._dispatcher = None
+        for task in (self._dispatcher, self._paid_dispatcher):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._dispatcher = self._paid_dispatcher = None
 
     async def process_request(
         self,
@@ -311,20 +320,45 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
             return await callback(*args, **kwargs)
 
     async def _paid_turn(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self._paid_next)
-        self._paid_next = slot + self._paid_interval
-        starts = self._paid_starts
-        while True:
-            if len(starts) == starts.maxlen:  # the oldest of the last N must be 1 s old
-                slot = max(slot, starts[0] + PAID_WINDOW)
-            if slot <= now:
-                starts.append(now)  # no await from the check to here: the count holds
-                return
-            # Woken on 10 ms ticks: the ~10 slots of a tick go out in one turn of the event
-            # loop instead of ten (a wake-up per message cost ~0.3 ms of CPU at 1000/s).
-            await asyncio.sleep(math.ceil(slot / PAID_TICK) * PAID_TICK - now)
-            now = time.monotonic()
+        if self._closed:
+            raise NotSent("the bot is stopping")
+        turn: asyncio.Future[None] = _loop().create_future()
+        self._paid_waiting.append(turn)
+        if self._paid_dispatcher is None or self._paid_dispatcher.done():
+            self._paid_dispatcher = asyncio.create_task(self._dispatch_paid(), name="paid-limiter")
+        await turn  # a cancelled caller cancels the future; the dispatcher skips it
+
+    async def _dispatch_paid(self) -> None:
+        """Each PAID_TICK, the waiting paid sends the bucket and the 1 s ring allow, in order.
+
+        One wake-up per tick, not per message (a wake-up per message cost ~0.3 ms of CPU at
+        1000/s). After a stall, what the bucket holds goes (two ticks' worth), not the backlog.
+        """
+        waiting, starts = self._paid_waiting, self._paid_starts
+        while waiting:
+            try:
+                now = time.monotonic()
+                self._paid_tokens = min(
+                    self._paid_burst,
+                    self._paid_tokens + (now - self._paid_refilled) * self._paid_rate,
+                )
+                self._paid_refilled = now
+                while waiting and self._paid_tokens >= 1:
+                    if len(starts) == starts.maxlen and now - starts[0] < PAID_WINDOW:
+                        break  # paid_rate started within the last second already
+                    turn = waiting.popleft()
+                    if turn.done():  # its caller gave up (cancelled)
+                        continue
+                    turn.set_result(None)
+                    starts.append(now)
+                    self._paid_tokens -= 1
+                if waiting:
+                    await asyncio.sleep(PAID_TICK - now % PAID_TICK)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not stop every paid message
+                logger.exception("rate limiter: dispatching paid sends failed")
+                await asyncio.sleep(PAID_TICK)
 
     @property
     def waiting(self) -> dict[Priority, int]:

@@ -14,7 +14,7 @@ import pytest
 from telegram.ext import ExtBot
 
 from bot.config import ConfigError
-from bot.delivery import ChatAddress, Sent
+from bot.delivery import ChatAddress, Sent, TransientFailure
 from bot.telegram_request import AiohttpRequest
 from bot.telegram_sender import FairRateLimiter, Priority, TelegramSender, priority_args
 from tests.conftest import FAKE_TOKEN, build_config
@@ -98,3 +98,20 @@ async def test_paid_sends_never_exceed_the_limit_in_any_second_after_a_stall(
     assert len(stamps) == 100
     assert api.peak_rate() <= 40 + 1  # (one more only from travel time)
     assert stamps[-1] - stamps[0] < 100 / 40 + 0.5 + 0.2  # the pace itself is kept
+
+
+async def test_paid_sends_still_waiting_are_not_sent_once_the_bot_stops(api: FakeBotAPI) -> None:
+    limiter = FairRateLimiter(paid_rate=10)
+    bot = ExtBot(TOKEN, base_url=api.base_url, rate_limiter=limiter, request=AiohttpRequest())
+    async with bot:
+        paid = TelegramSender(bot, paid_broadcast=True)
+        pushes = [asyncio.create_task(paid.send(ChatAddress(20_000 + i), "push"))
+                  for i in range(30)]  # fmt: skip
+        await api.wait_for_messages_async(2)
+        await limiter.shutdown()
+        outcomes = await asyncio.gather(*pushes)
+    sent = [o for o in outcomes if isinstance(o, Sent)]
+    assert len(sent) == len(api.sent_messages()) < 10
+    # The rest go back to the delivery engine as a failure to retry, not lost and not sent.
+    assert all(o == TransientFailure("network error: the bot is stopping")
+               for o in outcomes if not isinstance(o, Sent))  # fmt: skip
