@@ -240,6 +240,7 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         push_every: int = 6,
         congested_after: float = 1.0,
         paid_rate: float = 0.98 * FloodLimit.PAID_MESSAGES_PER_SECOND,
+        paid_per_second: int = FloodLimit.PAID_MESSAGES_PER_SECOND,
     ) -> None:
         self.interval = 1 / max_rate
         self.group_max_rate = group_max_rate
@@ -250,17 +251,23 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         self.congested_after = congested_after
         self._groups: dict[ChatKey, AsyncLimiter] = {}
         # Paid broadcasts: their own budget, apart from the free one, so a paid fan-out never
-        # delays a reply; 2% under Telegram's 1000/s, for the jitter on the way. A bucket of
-        # paid_rate/s holding at most two ticks' worth, emptied on PAID_TICK ticks by one
-        # dispatcher (_dispatch_paid), and never more than paid_rate sends started in any 1 s
-        # (a ring of the last start times). A slot per request, as before, let a stalled event
-        # loop release every slot it had missed at once: up to 1,034-1,058 in one second.
+        # delays a reply. Two limits, kept by one dispatcher (_dispatch_paid):
+        # - the pace: a bucket of paid_rate/s (2% under Telegram's 1000/s) holding two ticks'
+        #   worth, emptied every PAID_TICK. (A slot per request, as before, let a stalled event
+        #   loop release every slot it had missed at once.)
+        # - the count: a send starts only while fewer than paid_per_second are in flight or
+        #   were answered within the last second. A request reaches Telegram between its start
+        #   and its answer, so no second at Telegram's end can see more than paid_per_second,
+        #   however a busy machine bunches them on the way (counting starts alone, up to 1,058
+        #   arrived in one second; docs/benchmarks.md).
         self._paid_rate = paid_rate
         # (At least one message more than a tick brings: a slow rate must not lose its fractions.)
         self._paid_burst = max(2 * paid_rate * PAID_TICK, 1 + paid_rate * PAID_TICK)
         self._paid_tokens = self._paid_burst
         self._paid_refilled = 0.0  # time.monotonic() of the last refill
-        self._paid_starts: deque[float] = deque(maxlen=max(1, int(paid_rate)))
+        self._paid_per_second = paid_per_second
+        self._paid_in_flight = 0
+        self._paid_answered: deque[float] = deque()  # time.monotonic() of recent answers
         self._paid_waiting: deque[asyncio.Future[None]] = deque()
         self._paid_dispatcher: asyncio.Task[None] | None = None
         self._queues: dict[Priority, dict[ChatKey, deque[_Ticket]]] = {p: {} for p in Priority}
@@ -315,7 +322,10 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         async with group if group else contextlib.nullcontext():
             if data.get("allow_paid_broadcast"):  # still 20/min per group: that is not paid off
                 await self._paid_turn()
-                return await callback(*args, **kwargs)
+                try:
+                    return await callback(*args, **kwargs)
+                finally:
+                    self._paid_answer()
             await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
             return await callback(*args, **kwargs)
 
@@ -326,32 +336,44 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         self._paid_waiting.append(turn)
         if self._paid_dispatcher is None or self._paid_dispatcher.done():
             self._paid_dispatcher = asyncio.create_task(self._dispatch_paid(), name="paid-limiter")
-        await turn  # a cancelled caller cancels the future; the dispatcher skips it
+        try:
+            await turn  # a cancelled caller cancels the future; the dispatcher skips it
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self._paid_answer()  # its turn came, but it is not sending after all
+            raise
+
+    def _paid_answer(self) -> None:
+        """A paid request is over (answered, failed or cancelled): it counts for 1 s more."""
+        self._paid_in_flight -= 1
+        self._paid_answered.append(time.monotonic())
 
     async def _dispatch_paid(self) -> None:
-        """Each PAID_TICK, the waiting paid sends the bucket and the 1 s ring allow, in order.
+        """Each PAID_TICK, the waiting paid sends the bucket and the count allow, in order.
 
         One wake-up per tick, not per message (a wake-up per message cost ~0.3 ms of CPU at
         1000/s). After a stall, what the bucket holds goes (two ticks' worth), not the backlog.
         """
-        waiting, starts = self._paid_waiting, self._paid_starts
+        waiting, answered = self._paid_waiting, self._paid_answered
         while waiting:
             try:
                 now = time.monotonic()
+                while answered and answered[0] <= now - PAID_WINDOW:
+                    answered.popleft()
                 self._paid_tokens = min(
                     self._paid_burst,
                     self._paid_tokens + (now - self._paid_refilled) * self._paid_rate,
                 )
                 self._paid_refilled = now
-                while waiting and self._paid_tokens >= 1:
-                    if len(starts) == starts.maxlen and now - starts[0] < PAID_WINDOW:
-                        break  # paid_rate started within the last second already
+                room = self._paid_per_second - self._paid_in_flight - len(answered)
+                while waiting and self._paid_tokens >= 1 and room > 0:
                     turn = waiting.popleft()
                     if turn.done():  # its caller gave up (cancelled)
                         continue
                     turn.set_result(None)
-                    starts.append(now)
+                    self._paid_in_flight += 1
                     self._paid_tokens -= 1
+                    room -= 1
                 if waiting:
                     await asyncio.sleep(PAID_TICK - now % PAID_TICK)
             except asyncio.CancelledError:
