@@ -188,7 +188,7 @@ def priority_args(bot: Bot, priority: Priority) -> dict[str, Any]:
 
 ChatKey = int | str
 PAID_TICK = 0.01  # s: paid sends leave in groups on these ticks
-PAID_WINDOW = 1.0  # s: Telegram's paid limit is per second
+WINDOW = 1.0  # s: Telegram's limits are per second
 
 
 class NotSent(NetworkError):
@@ -207,11 +207,51 @@ class _Ticket:
     turn: asyncio.Future[None] = field(default_factory=lambda: _loop().create_future())
 
 
+class _SecondCount:
+    """Requests in flight or answered within the last second: at most `limit` may be.
+
+    A request reaches Telegram between its start and its answer, so with this many no second
+    at Telegram's end sees more than `limit`, however a busy machine bunches them on the way.
+    (Counting starts alone, up to 1,058 paid and 31 free ones arrived within one second.)
+    """
+
+    __slots__ = ("answered", "in_flight", "limit")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_flight = 0
+        self.answered: deque[float] = deque()  # time.monotonic(), oldest first
+
+    def room(self, now: float) -> int:
+        while self.answered and self.answered[0] <= now - WINDOW:
+            self.answered.popleft()
+        return self.limit - self.in_flight - len(self.answered)
+
+    def retry_in(self, now: float, default: float) -> float:
+        """When room() may be positive again (or `default`, while all are in flight)."""
+        return max(0.001, self.answered[0] + WINDOW - now) if self.answered else default
+
+    def answer(self) -> None:
+        """A request is over (answered, failed or cancelled): it counts for a second more."""
+        self.in_flight -= 1
+        self.answered.append(time.monotonic())
+
+    async def wait(self, turn: asyncio.Future[None]) -> None:
+        """Await a turn that a dispatcher counted (in_flight) when it gave it."""
+        try:
+            await turn  # a cancelled caller cancels the future; the dispatcher skips it
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self.answer()  # its turn came, but it is not sending after all
+            raise
+
+
 class FairRateLimiter(BaseRateLimiter[Priority]):
     """Telegram's limits as one budget, spent on replies first.
 
     - Overall: one message every 1/max_rate s (a bucket of one: after a pause python-telegram-
-      bot's AIORateLimiter let twice the limit go in one second, docs/benchmarks.md).
+      bot's AIORateLimiter let twice the limit go in one second, docs/benchmarks.md), and never
+      more than max_rate in flight or answered within the last second (_SecondCount).
     - Groups and channels: group_max_rate per group_time_period (aiolimiter, as AIORateLimiter).
     - Per chat: about one message a second, with a burst of `per_chat_burst` (GCRA), so that a
       chat flooding commands gets its answers at Telegram's per-chat pace and no 429s.
@@ -256,23 +296,19 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         #   worth, emptied every PAID_TICK. (A slot per request, as before, let a stalled event
         #   loop release every slot it had missed at once.)
         # - the count: a send starts only while fewer than paid_per_second are in flight or
-        #   were answered within the last second. A request reaches Telegram between its start
-        #   and its answer, so no second at Telegram's end can see more than paid_per_second,
-        #   however a busy machine bunches them on the way (counting starts alone, up to 1,058
-        #   arrived in one second; docs/benchmarks.md).
+        #   were answered within the last second (_SecondCount).
         self._paid_rate = paid_rate
         # (At least one message more than a tick brings: a slow rate must not lose its fractions.)
         self._paid_burst = max(2 * paid_rate * PAID_TICK, 1 + paid_rate * PAID_TICK)
         self._paid_tokens = self._paid_burst
         self._paid_refilled = 0.0  # time.monotonic() of the last refill
-        self._paid_per_second = paid_per_second
-        self._paid_in_flight = 0
-        self._paid_answered: deque[float] = deque()  # time.monotonic() of recent answers
+        self._paid_count = _SecondCount(paid_per_second)
         self._paid_waiting: deque[asyncio.Future[None]] = deque()
         self._paid_dispatcher: asyncio.Task[None] | None = None
         self._queues: dict[Priority, dict[ChatKey, deque[_Ticket]]] = {p: {} for p in Priority}
         self._chat_tat: dict[ChatKey, float] = {}  # GCRA: each chat's theoretical arrival time
         self._next_slot = 0.0
+        self._free_count = _SecondCount(max(1, int(max_rate)))  # as _paid_count, at 30/s
         self._replies_in_a_row = 0
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -322,12 +358,14 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         async with group if group else contextlib.nullcontext():
             if data.get("allow_paid_broadcast"):  # still 20/min per group: that is not paid off
                 await self._paid_turn()
-                try:
-                    return await callback(*args, **kwargs)
-                finally:
-                    self._paid_answer()
-            await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
-            return await callback(*args, **kwargs)
+                count = self._paid_count
+            else:
+                await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
+                count = self._free_count
+            try:
+                return await callback(*args, **kwargs)
+            finally:
+                count.answer()
 
     async def _paid_turn(self) -> None:
         if self._closed:
@@ -336,17 +374,7 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         self._paid_waiting.append(turn)
         if self._paid_dispatcher is None or self._paid_dispatcher.done():
             self._paid_dispatcher = asyncio.create_task(self._dispatch_paid(), name="paid-limiter")
-        try:
-            await turn  # a cancelled caller cancels the future; the dispatcher skips it
-        except asyncio.CancelledError:
-            if turn.done() and not turn.cancelled() and turn.exception() is None:
-                self._paid_answer()  # its turn came, but it is not sending after all
-            raise
-
-    def _paid_answer(self) -> None:
-        """A paid request is over (answered, failed or cancelled): it counts for 1 s more."""
-        self._paid_in_flight -= 1
-        self._paid_answered.append(time.monotonic())
+        await self._paid_count.wait(turn)
 
     async def _dispatch_paid(self) -> None:
         """Each PAID_TICK, the waiting paid sends the bucket and the count allow, in order.
@@ -354,24 +382,22 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         One wake-up per tick, not per message (a wake-up per message cost ~0.3 ms of CPU at
         1000/s). After a stall, what the bucket holds goes (two ticks' worth), not the backlog.
         """
-        waiting, answered = self._paid_waiting, self._paid_answered
+        waiting, count = self._paid_waiting, self._paid_count
         while waiting:
             try:
                 now = time.monotonic()
-                while answered and answered[0] <= now - PAID_WINDOW:
-                    answered.popleft()
                 self._paid_tokens = min(
                     self._paid_burst,
                     self._paid_tokens + (now - self._paid_refilled) * self._paid_rate,
                 )
                 self._paid_refilled = now
-                room = self._paid_per_second - self._paid_in_flight - len(answered)
+                room = count.room(now)
                 while waiting and self._paid_tokens >= 1 and room > 0:
                     turn = waiting.popleft()
                     if turn.done():  # its caller gave up (cancelled)
                         continue
                     turn.set_result(None)
-                    self._paid_in_flight += 1
+                    count.in_flight += 1
                     self._paid_tokens -= 1
                     room -= 1
                 if waiting:
@@ -409,7 +435,7 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.create_task(self._dispatch(), name="rate-limiter")
         self._wake.set()
-        await ticket.turn  # a cancelled caller cancels the future; the dispatcher skips it
+        await self._free_count.wait(ticket.turn)
 
     async def _dispatch(self) -> None:
         while True:
@@ -417,6 +443,9 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
                 now = time.monotonic()
                 if now < self._next_slot:
                     await asyncio.sleep(self._next_slot - now)
+                    continue
+                if self._free_count.room(now) <= 0:
+                    await asyncio.sleep(self._free_count.retry_in(now, self.interval))
                     continue
                 self._wake.clear()  # before looking, so that a request arriving now wakes us
                 ticket, wake_at = self._pick(now)
@@ -426,6 +455,7 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
                         await asyncio.wait_for(self._wake.wait(), timeout)
                     continue
                 ticket.turn.set_result(None)
+                self._free_count.in_flight += 1
                 self._next_slot = now + self.interval
             except asyncio.CancelledError:
                 raise

@@ -66,7 +66,7 @@ async def test_replies_stay_within_the_free_limit_during_a_paid_fan_out(
     await asyncio.gather(*replies, *pushes)
     stamps = [m.monotonic for m in api.sent_messages() if m.chat_id >= 30_000]
     in_any_second = max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
-    assert in_any_second <= 31  # the free budget: 30/s (one more only from travel time)
+    assert in_any_second <= 30  # the free budget: 30/s, as the fake counts them (arrival)
 
 
 async def test_a_push_carries_what_send_message_would_send(bot: ExtBot, api: FakeBotAPI) -> None:
