@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 import warnings
@@ -208,33 +209,38 @@ class _Ticket:
 
 
 class _SecondCount:
-    """Requests in flight or answered within the last second: at most `limit` may be.
+    """At most `limit` requests counted at once; a request counts from its start until its
+    answer or `reach` seconds after its start, whichever comes first, and one second more.
 
-    A request reaches Telegram between its start and its answer, so with this many no second
-    at Telegram's end sees more than `limit`, however a busy machine bunches them on the way.
-    (Counting starts alone, up to 1,058 paid and 31 free ones arrived within one second.)
+    A request reaches Telegram between its start and its answer, and over a working network
+    within `reach` of its start, so no second at Telegram's end sees more than `limit`, however
+    a busy machine bunches them on the way (counting starts alone, up to 1,058 paid and 31 free
+    ones arrived within one second). `reach` keeps Telegram's own time to answer (100 ms or
+    more) from slowing the pace: counted until the answer, a request 200 ms long would hold
+    1,000/s down to 833/s.
     """
 
-    __slots__ = ("answered", "in_flight", "limit")
+    __slots__ = ("counted", "in_flight", "limit", "reach")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, reach: float) -> None:
         self.limit = limit
+        self.reach = reach
         self.in_flight = 0
-        self.answered: deque[float] = deque()  # time.monotonic(), oldest first
+        self.counted: list[float] = []  # a heap: when each finished request stops counting, -1 s
 
     def room(self, now: float) -> int:
-        while self.answered and self.answered[0] <= now - WINDOW:
-            self.answered.popleft()
-        return self.limit - self.in_flight - len(self.answered)
+        while self.counted and self.counted[0] <= now - WINDOW:
+            heapq.heappop(self.counted)
+        return self.limit - self.in_flight - len(self.counted)
 
     def retry_in(self, now: float, default: float) -> float:
         """When room() may be positive again (or `default`, while all are in flight)."""
-        return max(0.001, self.answered[0] + WINDOW - now) if self.answered else default
+        return max(0.001, self.counted[0] + WINDOW - now) if self.counted else default
 
-    def answer(self) -> None:
-        """A request is over (answered, failed or cancelled): it counts for a second more."""
+    def answer(self, started: float) -> None:
+        """A request started at `started` is over (answered, failed or cancelled)."""
         self.in_flight -= 1
-        self.answered.append(time.monotonic())
+        heapq.heappush(self.counted, min(time.monotonic(), started + self.reach))
 
     async def wait(self, turn: asyncio.Future[None]) -> None:
         """Await a turn that a dispatcher counted (in_flight) when it gave it."""
@@ -242,7 +248,7 @@ class _SecondCount:
             await turn  # a cancelled caller cancels the future; the dispatcher skips it
         except asyncio.CancelledError:
             if turn.done() and not turn.cancelled() and turn.exception() is None:
-                self.answer()  # its turn came, but it is not sending after all
+                self.in_flight -= 1  # its turn came, but it sends nothing
             raise
 
 
@@ -251,7 +257,8 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
 
     - Overall: one message every 1/max_rate s (a bucket of one: after a pause python-telegram-
       bot's AIORateLimiter let twice the limit go in one second, docs/benchmarks.md), and never
-      more than max_rate in flight or answered within the last second (_SecondCount).
+      more than max_rate counted within a second (_SecondCount: from the start until the answer
+      or `reach` later).
     - Groups and channels: group_max_rate per group_time_period (aiolimiter, as AIORateLimiter).
     - Per chat: about one message a second, with a burst of `per_chat_burst` (GCRA), so that a
       chat flooding commands gets its answers at Telegram's per-chat pace and no 429s.
@@ -281,6 +288,8 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         congested_after: float = 1.0,
         paid_rate: float = 0.98 * FloodLimit.PAID_MESSAGES_PER_SECOND,
         paid_per_second: int = FloodLimit.PAID_MESSAGES_PER_SECOND,
+        reach: float = 0.02,
+        paid_reach: float = 0.05,
     ) -> None:
         self.interval = 1 / max_rate
         self.group_max_rate = group_max_rate
@@ -295,20 +304,20 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         # - the pace: a bucket of paid_rate/s (2% under Telegram's 1000/s) holding two ticks'
         #   worth, emptied every PAID_TICK. (A slot per request, as before, let a stalled event
         #   loop release every slot it had missed at once.)
-        # - the count: a send starts only while fewer than paid_per_second are in flight or
-        #   were answered within the last second (_SecondCount).
+        # - the count: a send starts only while fewer than paid_per_second are counted within
+        #   the last second (_SecondCount: from the start until the answer or paid_reach later).
         self._paid_rate = paid_rate
         # (At least one message more than a tick brings: a slow rate must not lose its fractions.)
         self._paid_burst = max(2 * paid_rate * PAID_TICK, 1 + paid_rate * PAID_TICK)
         self._paid_tokens = self._paid_burst
         self._paid_refilled = 0.0  # time.monotonic() of the last refill
-        self._paid_count = _SecondCount(paid_per_second)
+        self._paid_count = _SecondCount(paid_per_second, paid_reach)
         self._paid_waiting: deque[asyncio.Future[None]] = deque()
         self._paid_dispatcher: asyncio.Task[None] | None = None
         self._queues: dict[Priority, dict[ChatKey, deque[_Ticket]]] = {p: {} for p in Priority}
         self._chat_tat: dict[ChatKey, float] = {}  # GCRA: each chat's theoretical arrival time
         self._next_slot = 0.0
-        self._free_count = _SecondCount(max(1, int(max_rate)))  # as _paid_count, at 30/s
+        self._free_count = _SecondCount(max(1, int(max_rate)), reach)  # as _paid_count
         self._replies_in_a_row = 0
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -362,10 +371,11 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
             else:
                 await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
                 count = self._free_count
+            started = time.monotonic()
             try:
                 return await callback(*args, **kwargs)
             finally:
-                count.answer()
+                count.answer(started)
 
     async def _paid_turn(self) -> None:
         if self._closed:
