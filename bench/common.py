@@ -168,7 +168,7 @@ def machine() -> dict[str, str]:
     with open("/proc/meminfo", encoding="ascii") as info:
         total_kib = int(info.readline().split()[1])
     packages = ("python-telegram-bot", "httpx", "httpcore", "feedparser", "sqlite-utils",
-                "aiolimiter", "aiohttp")  # fmt: skip
+                "aiolimiter", "aiohttp", "uvloop", "orjson")  # fmt: skip
     versions = []
     for name in packages:
         try:

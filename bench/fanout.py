@@ -40,6 +40,7 @@ from bench.common import (
     proc_status,
     seed_subscribers,
 )
+from bot import runtime
 from bot.fetch import make_client
 from bot.logs import configure_logging
 from bot.model import Statement
@@ -325,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quiet-log", action="store_true", help="no bot log on stderr")
     args = parser.parse_args(argv)
     logging.captureWarnings(True)
-    return asyncio.run(fan_out(args))
+    # The bot's own loop and collector settings (bot.runtime), for the bot and the bare client.
+    return runtime.run(fan_out(args))
 
 
 if __name__ == "__main__":

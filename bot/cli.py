@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from bot import __version__, commands, console
+from bot import __version__, commands, console, runtime
 from bot.config import (
     Config,
     ConfigError,
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             except TokenError as exc:
                 print(f"statement-bot: {exc}", file=sys.stderr)
                 return 2
-            return asyncio.run(run_telegram(config, token))
+            return runtime.run(run_telegram(config, token))
     except SchemaTooNewError as exc:
         print(f"statement-bot: {exc}", file=sys.stderr)
         return 2

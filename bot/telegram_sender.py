@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
-import math
 import time
 import warnings
 from collections import deque
@@ -33,7 +33,7 @@ from telegram.error import (
     TimedOut,
 )
 from telegram.ext import BaseRateLimiter, ExtBot
-from telegram.warnings import PTBDeprecationWarning, PTBUserWarning
+from telegram.warnings import PTBDeprecationWarning
 
 from bot.delivery import (
     ChatAddress,
@@ -46,12 +46,9 @@ from bot.delivery import (
     Throttled,
     TransientFailure,
 )
+from bot.telegram_request import PlainRequestData
 
 logger = logging.getLogger(__name__)
-
-# TelegramSender.send calls do_api_request("sendMessage") on purpose (see there).
-warnings.filterwarnings("ignore", r"Please use 'Bot\.(sendMessage|editMessageText)'",
-                        PTBUserWarning)  # fmt: skip
 
 # BadRequest texts (python-telegram-bot strips "Bad Request: " and capitalises) that mean the
 # chat or its topic will never take a message again.
@@ -102,7 +99,8 @@ def _seconds(exc: RetryAfter) -> float:
 class TelegramSender:
     def __init__(self, bot: Bot, *, paid_broadcast: bool = False) -> None:
         self.bot = bot
-        # do_api_request sends what it is given: the Application's defaults are added here.
+        # Requests go straight to the bot's request layer (see _post): the Application's
+        # defaults are added here, as python-telegram-bot would add them.
         defaults = getattr(bot, "defaults", None)
         self._params: dict[str, Any] = {}
         if defaults is not None and defaults.parse_mode:
@@ -114,8 +112,7 @@ class TelegramSender:
         # free limit. The rate limiter then applies its 1000/s limit instead of the free 30/s.
         if paid_broadcast:
             self._params["allow_paid_broadcast"] = True
-        # Pushes wait behind replies: nobody is watching the clock for them.
-        self._rate_limit = priority_args(bot, Priority.PUSH)
+        self._limiter: BaseRateLimiter[Any] | None = getattr(bot, "rate_limiter", None)
 
     async def send(self, chat: ChatAddress, html: str) -> SendOutcome:
         params: dict[str, Any] = {"chat_id": chat.chat_id, "text": html, **self._params}
@@ -124,12 +121,7 @@ class TelegramSender:
         if chat.silent:  # the chat chose silent pushes in /settings
             params["disable_notification"] = True
         try:
-            # do_api_request, not send_message: the same request, errors and rate limiter, but
-            # the answer stays a dict. Building a Message object from each answer was a fifth
-            # of the bot's CPU per message, for the one field kept (docs/benchmarks.md).
-            result = await self.bot.do_api_request(
-                "sendMessage", api_kwargs=params, **self._rate_limit
-            )
+            result = await self._post("sendMessage", params)
         except TelegramError as exc:
             return outcome_of(exc)
         return Sent(int(result["message_id"]))
@@ -142,8 +134,7 @@ class TelegramSender:
             if key in self._params:
                 params[key] = self._params[key]
         try:
-            await self.bot.do_api_request("editMessageText", api_kwargs=params,
-                                          **self._rate_limit)  # fmt: skip
+            await self._post("editMessageText", params)
         except BadRequest as exc:
             # Already the corrected text (an edit repeated after a crash): that is success.
             if "message is not modified" in exc.message.lower():
@@ -152,6 +143,26 @@ class TelegramSender:
         except TelegramError as exc:
             return outcome_of(exc)
         return Sent(message_id)
+
+    async def _post(self, endpoint: str, params: dict[str, Any]) -> Any:
+        """The bot's request layer and rate limiter, without python-telegram-bot's methods.
+
+        Bot.do_api_request would add defaults, build a RequestParameter per field and (with
+        send_message) a Message from the answer: ~20% of the bot's CPU per message at
+        1,000/s, for fields that are plain JSON already and the one answer field kept
+        (docs/benchmarks.md). BaseRequest.post still maps every answer to PTB's errors
+        (RetryAfter, Forbidden, ...) and returns the answer's `result`.
+        """
+        post = self.bot.request.post
+        url = f"{self.bot.base_url}/{endpoint}"
+        data = PlainRequestData(params)
+        if self._limiter is None:
+            return await post(url, request_data=data)
+        # Pushes wait behind replies: nobody is watching the clock for them.
+        return await self._limiter.process_request(
+            callback=post, args=(url,), kwargs={"request_data": data}, endpoint=endpoint,
+            data=params, rate_limit_args=Priority.PUSH,
+        )  # fmt: skip
 
     async def reachable(self) -> bool:
         """getMe answers: the Bot API is up, so a message that keeps failing fails on its own."""
@@ -181,6 +192,7 @@ def priority_args(bot: Bot, priority: Priority) -> dict[str, Any]:
 
 ChatKey = int | str
 PAID_TICK = 0.01  # s: paid sends leave in groups on these ticks
+WINDOW = 1.0  # s: Telegram's limits are per second
 
 
 class NotSent(NetworkError):
@@ -199,11 +211,57 @@ class _Ticket:
     turn: asyncio.Future[None] = field(default_factory=lambda: _loop().create_future())
 
 
+class _SecondCount:
+    """At most `limit` requests counted at once; a request counts from its start until its
+    answer or `reach` seconds after its start, whichever comes first, and one second more.
+
+    A request reaches Telegram between its start and its answer, and over a working network
+    within `reach` of its start, so no second at Telegram's end sees more than `limit`, however
+    a busy machine bunches them on the way (counting starts alone, up to 1,058 paid and 31 free
+    ones arrived within one second). `reach` keeps Telegram's own time to answer (100 ms or
+    more) from slowing the pace: counted until the answer, a request 200 ms long would hold
+    1,000/s down to 833/s.
+    """
+
+    __slots__ = ("counted", "in_flight", "limit", "reach")
+
+    def __init__(self, limit: int, reach: float) -> None:
+        self.limit = limit
+        self.reach = reach
+        self.in_flight = 0
+        self.counted: list[float] = []  # a heap: when each finished request stops counting, -1 s
+
+    def room(self, now: float) -> int:
+        while self.counted and self.counted[0] <= now - WINDOW:
+            heapq.heappop(self.counted)
+        return self.limit - self.in_flight - len(self.counted)
+
+    def retry_in(self, now: float, default: float) -> float:
+        """When room() may be positive again (or `default`, while all are in flight)."""
+        return max(0.001, self.counted[0] + WINDOW - now) if self.counted else default
+
+    def answer(self, started: float) -> None:
+        """A request started at `started` is over (answered, failed or cancelled)."""
+        self.in_flight -= 1
+        heapq.heappush(self.counted, min(time.monotonic(), started + self.reach))
+
+    async def wait(self, turn: asyncio.Future[None]) -> None:
+        """Await a turn that a dispatcher counted (in_flight) when it gave it."""
+        try:
+            await turn  # a cancelled caller cancels the future; the dispatcher skips it
+        except asyncio.CancelledError:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self.in_flight -= 1  # its turn came, but it sends nothing
+            raise
+
+
 class FairRateLimiter(BaseRateLimiter[Priority]):
     """Telegram's limits as one budget, spent on replies first.
 
     - Overall: one message every 1/max_rate s (a bucket of one: after a pause python-telegram-
-      bot's AIORateLimiter let twice the limit go in one second, docs/benchmarks.md).
+      bot's AIORateLimiter let twice the limit go in one second, docs/benchmarks.md), and never
+      more than max_rate counted within a second (_SecondCount: from the start until the answer
+      or `reach` later).
     - Groups and channels: group_max_rate per group_time_period (aiolimiter, as AIORateLimiter).
     - Per chat: about one message a second, with a burst of `per_chat_burst` (GCRA), so that a
       chat flooding commands gets its answers at Telegram's per-chat pace and no 429s.
@@ -232,6 +290,9 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         push_every: int = 6,
         congested_after: float = 1.0,
         paid_rate: float = 0.98 * FloodLimit.PAID_MESSAGES_PER_SECOND,
+        paid_per_second: int = FloodLimit.PAID_MESSAGES_PER_SECOND,
+        reach: float = 0.02,
+        paid_reach: float = 0.05,
     ) -> None:
         self.interval = 1 / max_rate
         self.group_max_rate = group_max_rate
@@ -242,13 +303,24 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         self.congested_after = congested_after
         self._groups: dict[ChatKey, AsyncLimiter] = {}
         # Paid broadcasts: their own budget, apart from the free one, so a paid fan-out never
-        # delays a reply. One message every 1/paid_rate s (aiolimiter's bucket let up to 1073
-        # arrive in one second); 2% under Telegram's 1000/s, for the jitter on the way.
-        self._paid_interval = 1 / paid_rate
-        self._paid_next = 0.0  # time.monotonic() of the next free paid slot
+        # delays a reply. Two limits, kept by one dispatcher (_dispatch_paid):
+        # - the pace: a bucket of paid_rate/s (2% under Telegram's 1000/s) holding two ticks'
+        #   worth, emptied every PAID_TICK. (A slot per request, as before, let a stalled event
+        #   loop release every slot it had missed at once.)
+        # - the count: a send starts only while fewer than paid_per_second are counted within
+        #   the last second (_SecondCount: from the start until the answer or paid_reach later).
+        self._paid_rate = paid_rate
+        # (At least one message more than a tick brings: a slow rate must not lose its fractions.)
+        self._paid_burst = max(2 * paid_rate * PAID_TICK, 1 + paid_rate * PAID_TICK)
+        self._paid_tokens = self._paid_burst
+        self._paid_refilled = 0.0  # time.monotonic() of the last refill
+        self._paid_count = _SecondCount(paid_per_second, paid_reach)
+        self._paid_waiting: deque[asyncio.Future[None]] = deque()
+        self._paid_dispatcher: asyncio.Task[None] | None = None
         self._queues: dict[Priority, dict[ChatKey, deque[_Ticket]]] = {p: {} for p in Priority}
         self._chat_tat: dict[ChatKey, float] = {}  # GCRA: each chat's theoretical arrival time
         self._next_slot = 0.0
+        self._free_count = _SecondCount(max(1, int(max_rate)), reach)  # as _paid_count
         self._replies_in_a_row = 0
         self._wake = asyncio.Event()
         self._dispatcher: asyncio.Task[None] | None = None
@@ -267,14 +339,19 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
                     if not ticket.turn.done():
                         ticket.turn.set_exception(NotSent("the bot is stopping"))
             queues.clear()
+        for turn in self._paid_waiting:
+            if not turn.done():
+                turn.set_exception(NotSent("the bot is stopping"))
+        self._paid_waiting.clear()
 
     async def shutdown(self) -> None:
         self.close()
-        if self._dispatcher:
-            self._dispatcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._dispatcher
-            self._dispatcher = None
+        for task in (self._dispatcher, self._paid_dispatcher):
+            if task:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._dispatcher = self._paid_dispatcher = None
 
     async def process_request(
         self,
@@ -293,18 +370,56 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         async with group if group else contextlib.nullcontext():
             if data.get("allow_paid_broadcast"):  # still 20/min per group: that is not paid off
                 await self._paid_turn()
+                count = self._paid_count
+            else:
+                await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
+                count = self._free_count
+            started = time.monotonic()
+            try:
                 return await callback(*args, **kwargs)
-            await self._my_turn(chat, Priority(rate_limit_args or Priority.REPLY))
-            return await callback(*args, **kwargs)
+            finally:
+                count.answer(started)
 
     async def _paid_turn(self) -> None:
-        now = time.monotonic()
-        slot = max(now, self._paid_next)
-        self._paid_next = slot + self._paid_interval
-        if slot > now:
-            # Woken on 10 ms ticks: the ~10 slots of a tick go out in one turn of the event
-            # loop instead of ten (a wake-up per message cost ~0.3 ms of CPU at 1000/s).
-            await asyncio.sleep(math.ceil(slot / PAID_TICK) * PAID_TICK - now)
+        if self._closed:
+            raise NotSent("the bot is stopping")
+        turn: asyncio.Future[None] = _loop().create_future()
+        self._paid_waiting.append(turn)
+        if self._paid_dispatcher is None or self._paid_dispatcher.done():
+            self._paid_dispatcher = asyncio.create_task(self._dispatch_paid(), name="paid-limiter")
+        await self._paid_count.wait(turn)
+
+    async def _dispatch_paid(self) -> None:
+        """Each PAID_TICK, the waiting paid sends the bucket and the count allow, in order.
+
+        One wake-up per tick, not per message (a wake-up per message cost ~0.3 ms of CPU at
+        1000/s). After a stall, what the bucket holds goes (two ticks' worth), not the backlog.
+        """
+        waiting, count = self._paid_waiting, self._paid_count
+        while waiting:
+            try:
+                now = time.monotonic()
+                self._paid_tokens = min(
+                    self._paid_burst,
+                    self._paid_tokens + (now - self._paid_refilled) * self._paid_rate,
+                )
+                self._paid_refilled = now
+                room = count.room(now)
+                while waiting and self._paid_tokens >= 1 and room > 0:
+                    turn = waiting.popleft()
+                    if turn.done():  # its caller gave up (cancelled)
+                        continue
+                    turn.set_result(None)
+                    count.in_flight += 1
+                    self._paid_tokens -= 1
+                    room -= 1
+                if waiting:
+                    await asyncio.sleep(PAID_TICK - now % PAID_TICK)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug here must not stop every paid message
+                logger.exception("rate limiter: dispatching paid sends failed")
+                await asyncio.sleep(PAID_TICK)
 
     @property
     def waiting(self) -> dict[Priority, int]:
@@ -333,7 +448,7 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
         if self._dispatcher is None or self._dispatcher.done():
             self._dispatcher = asyncio.create_task(self._dispatch(), name="rate-limiter")
         self._wake.set()
-        await ticket.turn  # a cancelled caller cancels the future; the dispatcher skips it
+        await self._free_count.wait(ticket.turn)
 
     async def _dispatch(self) -> None:
         while True:
@@ -341,6 +456,9 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
                 now = time.monotonic()
                 if now < self._next_slot:
                     await asyncio.sleep(self._next_slot - now)
+                    continue
+                if self._free_count.room(now) <= 0:
+                    await asyncio.sleep(self._free_count.retry_in(now, self.interval))
                     continue
                 self._wake.clear()  # before looking, so that a request arriving now wakes us
                 ticket, wake_at = self._pick(now)
@@ -350,6 +468,7 @@ class FairRateLimiter(BaseRateLimiter[Priority]):
                         await asyncio.wait_for(self._wake.wait(), timeout)
                     continue
                 ticket.turn.set_result(None)
+                self._free_count.in_flight += 1
                 self._next_slot = now + self.interval
             except asyncio.CancelledError:
                 raise

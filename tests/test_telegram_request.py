@@ -23,9 +23,10 @@ from telegram.error import (
     InvalidToken,
     NetworkError,
     RetryAfter,
+    TelegramError,
     TimedOut,
 )
-from telegram.request import HTTPXRequest
+from telegram.request import BaseRequest, HTTPXRequest
 
 from bot.delivery import (
     ChatAddress,
@@ -210,3 +211,20 @@ async def test_the_proxy_variables_are_honoured_as_with_httpx(
     with pytest.raises(NetworkError):
         async with Bot(TOKEN, base_url=base_url, request=AiohttpRequest()):
             pass
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [b'{"ok":true,"result":{"message_id":7,"text":"\xd0\xb4"}}', b'{"ok":true,"result":"\xff"}',
+     b"[1, 2]", b"<html>502 Bad Gateway</html>"],
+)  # fmt: skip
+def test_answers_parse_as_python_telegram_bot_parses_them(payload: bytes) -> None:
+    # orjson where it can; invalid UTF-8 and non-JSON still go PTB's way (replacement
+    # characters; TelegramError "Invalid server response").
+    try:
+        expected: object = BaseRequest.parse_json_payload(payload)
+    except TelegramError as exc:
+        with pytest.raises(TelegramError, match=exc.message):
+            AiohttpRequest.parse_json_payload(payload)
+    else:
+        assert AiohttpRequest.parse_json_payload(payload) == expected
