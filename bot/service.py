@@ -17,7 +17,7 @@ import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
-from bot.commands import push_message
+from bot.commands import PushRenderer
 from bot.config import Config, FeedConfig
 from bot.delivery import AdminNotifier, DeliveryEngine, DrainReport, Sender
 from bot.metrics import NO_METRICS, Metrics
@@ -66,10 +66,11 @@ class Service:
         self.clock = clock
         self.notify_admins = notify_admins
         self.poller = Poller(config, store, client, notify_admins, clock, metrics=metrics)
+        render = PushRenderer(config)
         self.engine = DeliveryEngine(
             store,
             sender,
-            lambda d: push_message(d.statement, config, clock(), language=d.subscriber.language),
+            lambda d: render(d.statement, clock(), d.subscriber.language),
             notify_admins,
             clock,
             kinds=delivery_kinds,

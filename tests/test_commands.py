@@ -326,3 +326,28 @@ async def test_status_through_the_table_shows_the_fan_out_under_way(
         assert "sending “Embassy comment”: 6,200 of 10,000, 950/s, about 4 s left" in reply
     finally:
         db.close()
+
+
+# ---- the delivery engine's renderer -----------------------------------------------------------
+
+
+def test_the_push_renderer_makes_what_push_message_makes_once_per_statement_language_and_day(
+    config: Config, store: Store, now: datetime
+) -> None:
+    from bot.commands import PushRenderer, push_message
+
+    fill(store, config, now, 2)
+    statement = store.latest(1)[0]
+    render = PushRenderer(config)
+    first = render(statement, now, None)
+    assert first == push_message(statement, config, now)
+    assert render(statement, now + timedelta(minutes=5), "en") is first  # made once
+    russian = render(statement, now, "ru")
+    assert russian == push_message(statement, config, now, language="ru") != first
+    corrected = dataclasses.replace(statement, title="Corrected title")
+    assert "Corrected title" in render(corrected, now, None)
+    # London's next day: the counters move on, so the message is made again.
+    london = now.astimezone(config.timezone)
+    next_day = (london + timedelta(days=1)).replace(hour=0, minute=0, second=1)
+    assert render(statement, next_day, None) == push_message(statement, config, next_day)
+    assert render(statement, next_day, None) != first
