@@ -200,24 +200,35 @@ def test_corrections_schema_from_an_empty_file(tmp_path: Path) -> None:
     store.close()
 
 
+T_OLD = "2026-03-01T09:00:00.000000+00:00"
+
+
+def store_at_schema(path: Path, version: int, monkeypatch: pytest.MonkeyPatch) -> Store:
+    """A database as a bot of schema `version` left it, with feed 'f' and its statement 1; the
+    caller adds its rows, closes it and undoes `monkeypatch` before opening it as this bot."""
+    monkeypatch.setattr(
+        "bot.migrations.MIGRATIONS", [(v, m) for v, m in MIGRATIONS if v <= version]
+    )
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", version)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", version)
+    old = Store.open(path)
+    old.db.execute("INSERT INTO feeds (name, url) VALUES ('f', 'https://e.org/rss')")
+    old.db.execute(
+        "INSERT INTO statements (id, feed, key, title, first_seen, sort_at) "
+        "VALUES (1, 'f', 'k', 'Title', ?, ?)",
+        [T_OLD, T_OLD],
+    )
+    return old
+
+
 def test_corrections_migration_keeps_schema_4_rows(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A database at schema 4 with pushes in every state: each row stays, as a push; a push is
     still unique per chat and statement, and edits of it may come as often as it is corrected."""
     path = tmp_path / "bot.sqlite3"
-    up_to_4 = [(v, m) for v, m in MIGRATIONS if v <= 4]
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", up_to_4)
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 4)
-    monkeypatch.setattr("bot.store.LATEST_VERSION", 4)
-    old = Store.open(path)
-    t = "2026-03-01T09:00:00.000000+00:00"
-    old.db.execute("INSERT INTO feeds (name, url) VALUES ('f', 'https://e.org/rss')")
-    old.db.execute(
-        "INSERT INTO statements (id, feed, key, title, first_seen, sort_at) "
-        "VALUES (1, 'f', 'k', 'Title', ?, ?)",
-        [t, t],
-    )
+    old = store_at_schema(path, 4, monkeypatch)
+    t = T_OLD
     for sub, status, message_id in ((1, "sent", 11), (2, "pending", None), (3, "failed", None)):
         old.db.execute(
             "INSERT INTO subscribers (id, chat_id, kind, subscribed_at, changed_at) "
@@ -273,18 +284,8 @@ def test_topic_subscriptions_migration_keeps_schema_7_rows_and_references(
     """Schema 7 had one row per chat (chat_id UNIQUE): each row stays, with its id, settings
     and outbox rows, as the subscription of the topic it was started in; foreign keys hold."""
     path = tmp_path / "bot.sqlite3"
-    up_to_7 = [(v, m) for v, m in MIGRATIONS if v <= 7]
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", up_to_7)
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 7)
-    monkeypatch.setattr("bot.store.LATEST_VERSION", 7)
-    old = Store.open(path)
-    t = "2026-03-01T09:00:00.000000+00:00"
-    old.db.execute("INSERT INTO feeds (name, url) VALUES ('f', 'https://e.org/rss')")
-    old.db.execute(
-        "INSERT INTO statements (id, feed, key, title, first_seen, sort_at) "
-        "VALUES (1, 'f', 'k', 'Title', ?, ?)",
-        [t, t],
-    )
+    old = store_at_schema(path, 7, monkeypatch)
+    t = T_OLD
     old.db.execute(
         "INSERT INTO subscribers (id, chat_id, thread_id, kind, subscribed_at, changed_at, "
         "silent, language, pinned_counters) VALUES (5, '-1007', 77, 'supergroup', ?, ?, 1, "
