@@ -13,6 +13,16 @@ from bot.migrations import LATEST_VERSION, MIGRATIONS, SchemaTooNewError
 from bot.store import Store
 
 
+def use_migrations(monkeypatch: pytest.MonkeyPatch, migrations: list) -> int:
+    """The bot as if it shipped `migrations` (an older release, or one more to come): its
+    latest version, as both modules see it."""
+    latest = max(v for v, _ in migrations)
+    monkeypatch.setattr("bot.migrations.MIGRATIONS", migrations)
+    monkeypatch.setattr("bot.migrations.LATEST_VERSION", latest)
+    monkeypatch.setattr("bot.store.LATEST_VERSION", latest)
+    return latest
+
+
 def test_migrates_an_empty_file(tmp_path: Path) -> None:
     path = tmp_path / "new" / "bot.sqlite3"
     store = Store.open(path)
@@ -114,9 +124,7 @@ def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
     from datetime import UTC, datetime
 
     path = tmp_path / "bot.sqlite3"
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", MIGRATIONS[:1])  # the first release
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 1)
-    monkeypatch.setattr("bot.store.LATEST_VERSION", 1)
+    use_migrations(monkeypatch, MIGRATIONS[:1])  # the first release
     old = Store.open(path)
     now = datetime(2021, 10, 26, tzinfo=UTC)
     # Written as the first release wrote it: today's code would use columns it did not have.
@@ -138,10 +146,7 @@ def test_upgrade_keeps_statements_subscribers_and_pending_deliveries(
     def m_subscriber_note(db) -> None:
         db.execute("ALTER TABLE subscribers ADD COLUMN note TEXT NOT NULL DEFAULT 'none'")
 
-    future = LATEST_VERSION + 1
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (future, m_subscriber_note)])
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", future)
-    monkeypatch.setattr("bot.store.LATEST_VERSION", future)
+    future = use_migrations(monkeypatch, [*MIGRATIONS, (LATEST_VERSION + 1, m_subscriber_note)])
     new = Store.open(path)
     versions = [r[0] for r in new.db.execute("SELECT version FROM schema_migrations")]
     assert versions == [*(v for v, _ in MIGRATIONS), future]
@@ -163,9 +168,7 @@ def test_m004_from_schema_3_indexes_old_statements_and_gives_settings_defaults(
     from bot.model import ChatSettings
 
     path = tmp_path / "bot.sqlite3"
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", MIGRATIONS[:3])
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", 3)
-    monkeypatch.setattr("bot.store.LATEST_VERSION", 3)
+    use_migrations(monkeypatch, MIGRATIONS[:3])
     old = Store.open(path)
     stamp = datetime(2021, 10, 26, tzinfo=UTC).isoformat()
     for sql, params in (
@@ -206,11 +209,7 @@ T_OLD = "2026-03-01T09:00:00.000000+00:00"
 def store_at_schema(path: Path, version: int, monkeypatch: pytest.MonkeyPatch) -> Store:
     """A database as a bot of schema `version` left it, with feed 'f' and its statement 1; the
     caller adds its rows, closes it and undoes `monkeypatch` before opening it as this bot."""
-    monkeypatch.setattr(
-        "bot.migrations.MIGRATIONS", [(v, m) for v, m in MIGRATIONS if v <= version]
-    )
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", version)
-    monkeypatch.setattr("bot.store.LATEST_VERSION", version)
+    use_migrations(monkeypatch, [(v, m) for v, m in MIGRATIONS if v <= version])
     old = Store.open(path)
     old.db.execute("INSERT INTO feeds (name, url) VALUES ('f', 'https://e.org/rss')")
     old.db.execute(
@@ -331,10 +330,7 @@ def test_a_migration_that_breaks_a_reference_is_refused(
     def m_dangling(db) -> None:
         db.execute("INSERT INTO muted_sections (subscriber_id, feed) VALUES (404, 'f')")
 
-    late = LATEST_VERSION + 1
-    monkeypatch.setattr("bot.migrations.MIGRATIONS", [*MIGRATIONS, (late, m_dangling)])
-    monkeypatch.setattr("bot.migrations.LATEST_VERSION", late)
-    monkeypatch.setattr("bot.store.LATEST_VERSION", late)
+    late = use_migrations(monkeypatch, [*MIGRATIONS, (LATEST_VERSION + 1, m_dangling)])
     with pytest.raises(sqlite3.IntegrityError, match=f"migration {late} broke 1 reference"):
         Store.open(path)
     conn = sqlite3.connect(path)

@@ -14,15 +14,16 @@ URL of every request it was asked to make, so a test can tell whether the proxy 
 from __future__ import annotations
 
 import http.client
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import urlsplit
+
+from tests.fakes.threaded_server import ThreadedServer
 
 _HOP_BY_HOP = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "te",
                "trailer", "upgrade", "proxy-authorization", "proxy-authenticate"}  # fmt: skip
 
 
-class ForwardProxy:
+class ForwardProxy(ThreadedServer):
     def __init__(self, host: str = "127.0.0.1", names: dict[str, str] | None = None) -> None:
         self.requested: list[str] = []
         self.names = dict(names or {})
@@ -62,19 +63,4 @@ class ForwardProxy:
                 self.end_headers()
                 self.wfile.write(body)
 
-        self._server = ThreadingHTTPServer((host, 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> ForwardProxy:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__(Handler, host)

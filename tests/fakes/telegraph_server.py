@@ -21,10 +21,11 @@ import re
 import secrets
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qsl, urlparse
+
+from tests.fakes.threaded_server import ThreadedServer
 
 __all__ = ["FakePage", "TelegraphServer"]
 
@@ -80,7 +81,7 @@ def _check_nodes(nodes: Any) -> bool:
     return True
 
 
-class TelegraphServer:
+class TelegraphServer(ThreadedServer):
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.state = _State()
         self._lock = threading.Lock()
@@ -113,14 +114,7 @@ class TelegraphServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-        self._server = ThreadingHTTPServer((host, 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        super().__init__(Handler, host)
 
     @property
     def pages(self) -> dict[str, FakePage]:
@@ -207,22 +201,6 @@ class TelegraphServer:
             return {"ok": True, "result": {"path": page.path, "url": page.url,
                     "title": page.title, "views": 0}}  # fmt: skip
 
-    def start(self) -> TelegraphServer:
-        self._thread.start()
-        return self
-
     def stop(self) -> None:
-        self._stop.set()
-        self._server.shutdown()
-        self._server.server_close()
-
-    def __enter__(self) -> TelegraphServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._stop.set()  # a hanging answer returns at once
+        super().stop()
