@@ -158,16 +158,32 @@ def _claim(ids: list[int], now: datetime, claimed: set[int]) -> Record:
 
     def write(store: Store) -> None:
         with store.db.atomic():
-            claimed.update(i for i in ids if store.mark_sending(i, now))
+            claimed.update(store.claim(ids, now))
 
     return write
+
+
+@dataclass(frozen=True)
+class _MarkSent:
+    """The record of an accepted send: written with every other one of its group commit in one
+    statement (Store.mark_sent_many), not one lambda each."""
+
+    delivery_id: int
+    message_id: int | None
+    at: datetime
+
+    def __call__(self, store: Store) -> None:
+        store.mark_sent(self.delivery_id, self.message_id, self.at)
 
 
 def _record_all(records: list[Record]) -> Record:
     def write(store: Store) -> None:
         with store.db.atomic():
+            sent = [(r.delivery_id, r.message_id, r.at) for r in records if type(r) is _MarkSent]
+            store.mark_sent_many(sent)
             for record in records:
-                record(store)
+                if type(record) is not _MarkSent:
+                    record(store)
 
     return write
 
@@ -521,11 +537,11 @@ class DeliveryEngine:
         finished = True  # this chat is done with the statement (for the fan-out's progress)
         match outcome:
             case Sent(message_id) if edit:
-                record = lambda s: s.mark_sent(delivery.id, message_id, now)  # noqa: E731
+                record = _MarkSent(delivery.id, message_id, now)
                 report.edited += 1
                 self.metrics.delivered("edited")
             case Sent(message_id):
-                record = lambda s: s.mark_sent(delivery.id, message_id, now)  # noqa: E731
+                record = _MarkSent(delivery.id, message_id, now)
                 report.sent += 1
                 self.metrics.delivered("sent")
             case MessageGone(reason):

@@ -877,10 +877,16 @@ class Store:
         )
         due: list[Delivery] = []
         chats: set[str] = set()
+        # A fan-out's batch is one statement for hundreds of chats: made once, shared (and the
+        # renderer's cache then finds it by identity).
+        statements: dict[int, StoredStatement] = {}
         for r in rows:
             if r["chat_id"] in chats:  # another topic of a forum already in this batch
                 continue
             chats.add(r["chat_id"])
+            statement = statements.get(r["id"])
+            if statement is None:
+                statement = statements[r["id"]] = _statement(r)
             due.append(
                 Delivery(
                     id=r["delivery_id"],
@@ -895,7 +901,7 @@ class Store:
                         silent=bool(r["silent"]),
                         language=r["language"],
                     ),
-                    statement=_statement(r),
+                    statement=statement,
                     attempts=r["attempts"],
                     kind=r["delivery_kind"],
                     message_id=r["edit_message_id"] if r["delivery_kind"] == "edit" else None,
@@ -915,18 +921,41 @@ class Store:
             == 1
         )
 
+    def claim(self, ids: Sequence[int], now: datetime) -> set[int]:
+        """mark_sending for a whole batch, in two statements instead of one per row: the ids
+        that were still pending (and are now 'sending'). Call it inside a transaction."""
+        claimed: set[int] = set()
+        for start in range(0, len(ids), 500):  # under SQLite's bound-variable limit
+            chunk = list(ids[start : start + 500])
+            where = f"id IN ({','.join('?' * len(chunk))}) AND status = ?"
+            pending = self.db.execute(
+                f"SELECT id FROM deliveries WHERE {where}", [*chunk, PENDING]
+            ).fetchall()
+            self.db.execute(
+                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ? "
+                f"WHERE {where}",
+                [SENDING, iso(now), *chunk, PENDING],
+            )
+            claimed.update(r[0] for r in pending)
+        return claimed
+
     def mark_sent(self, delivery_id: int, message_id: int | None, now: datetime) -> None:
-        self.db.execute(
+        self.mark_sent_many([(delivery_id, message_id, now)])
+
+    def mark_sent_many(self, sent: Sequence[tuple[int, int | None, datetime]]) -> None:
+        """(delivery id, message id, when) of rows Telegram accepted; one statement each for
+        all of them (the group commit of a fan-out's answers)."""
+        self.db.conn.executemany(
             "UPDATE deliveries SET status = ?, message_id = ?, sent_at = ?, last_error = NULL "
             "WHERE id = ?",
-            [SENT, message_id, iso(now), delivery_id],
+            [(SENT, message_id, iso(now), delivery_id) for delivery_id, message_id, now in sent],
         )
         # A correction that came while this push was in flight edits the message it made.
-        self.db.execute(
+        self.db.conn.executemany(
             "UPDATE deliveries SET message_id = ? WHERE kind = 'edit' AND status = ? "
             "AND message_id IS NULL AND (statement_id, subscriber_id) = "
             "(SELECT statement_id, subscriber_id FROM deliveries WHERE id = ? AND kind = 'push')",
-            [message_id, PENDING, delivery_id],
+            [(message_id, PENDING, delivery_id) for delivery_id, message_id, _ in sent],
         )
 
     def mark_closed(self, delivery_id: int, reason: str) -> None:
