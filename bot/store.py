@@ -854,15 +854,15 @@ class Store:
         # A row is its chat's head when no pending or in-flight row of that chat comes before it
         # in (sort_at, statement_id) order. Asked per row through the deliveries_queue index,
         # this takes half the time of grouping every open row by chat (docs/benchmarks.md).
-        rows = self.db.query(
+        # Only the statement's id per row: a batch is mostly one statement for hundreds of
+        # chats, read once below (its text per row was most of this query's cost).
+        rows = self.db.conn.execute(
             f"""
-            SELECT d.id AS delivery_id, d.attempts, d.next_attempt_at,
-                   d.kind AS delivery_kind, d.message_id AS edit_message_id,
-                   c.id AS sub_id, c.chat_id, c.thread_id, c.kind, c.title AS chat_title,
-                   c.active, c.reason, c.silent, c.language, s.*
+            SELECT d.id, d.attempts, d.kind, d.message_id, d.statement_id,
+                   c.id, c.chat_id, c.thread_id, c.kind, c.title, c.active, c.reason, c.silent,
+                   c.language
             FROM deliveries d
             JOIN subscribers c ON c.id = d.subscriber_id
-            JOIN statements s ON s.id = d.statement_id
             WHERE d.status = ? AND d.next_attempt_at <= ? AND c.active = 1 {kind_filter}
               AND (d.kind = 'push' OR d.message_id IS NOT NULL)
               AND NOT EXISTS (
@@ -874,37 +874,33 @@ class Store:
             LIMIT ?
             """,
             params,
-        )
+        ).fetchall()
+        statements = {st.id: st for st in self._statements_by_id(sorted({r[4] for r in rows}))}
         due: list[Delivery] = []
         chats: set[str] = set()
-        # A fan-out's batch is one statement for hundreds of chats: made once, shared (and the
-        # renderer's cache then finds it by identity).
-        statements: dict[int, StoredStatement] = {}
-        for r in rows:
-            if r["chat_id"] in chats:  # another topic of a forum already in this batch
+        for (delivery_id, attempts, kind, message_id, statement_id, sub_id, chat_id, thread_id,
+             chat_kind, title, active, reason, silent, language) in rows:  # fmt: skip
+            if chat_id in chats:  # another topic of a forum already in this batch
                 continue
-            chats.add(r["chat_id"])
-            statement = statements.get(r["id"])
-            if statement is None:
-                statement = statements[r["id"]] = _statement(r)
+            chats.add(chat_id)
             due.append(
                 Delivery(
-                    id=r["delivery_id"],
+                    id=delivery_id,
                     subscriber=Subscriber(
-                        id=r["sub_id"],
-                        chat_id=chat_id_value(r["chat_id"]),
-                        thread_id=r["thread_id"],
-                        kind=r["kind"],
-                        title=r["chat_title"],
-                        active=bool(r["active"]),
-                        reason=r["reason"],
-                        silent=bool(r["silent"]),
-                        language=r["language"],
+                        id=sub_id,
+                        chat_id=chat_id_value(chat_id),
+                        thread_id=thread_id,
+                        kind=chat_kind,
+                        title=title,
+                        active=bool(active),
+                        reason=reason,
+                        silent=bool(silent),
+                        language=language,
                     ),
-                    statement=statement,
-                    attempts=r["attempts"],
-                    kind=r["delivery_kind"],
-                    message_id=r["edit_message_id"] if r["delivery_kind"] == "edit" else None,
+                    statement=statements[statement_id],
+                    attempts=attempts,
+                    kind=kind,
+                    message_id=message_id if kind == "edit" else None,
                 )
             )
         return due
@@ -912,14 +908,7 @@ class Store:
     def mark_sending(self, delivery_id: int, now: datetime) -> bool:
         """Written before the send: after a crash such a row is sent again (the one duplicate).
         False if the row is no longer pending (/stop closed it since it was read): not sent."""
-        return (
-            self.db.execute(
-                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ? "
-                "WHERE id = ? AND status = ?",
-                [SENDING, iso(now), delivery_id, PENDING],
-            ).rowcount
-            == 1
-        )
+        return self.claim([delivery_id], now) == {delivery_id}
 
     def claim(self, ids: Sequence[int], now: datetime) -> set[int]:
         """mark_sending for a whole batch, in two statements instead of one per row: the ids
@@ -950,7 +939,16 @@ class Store:
             "WHERE id = ?",
             [(SENT, message_id, iso(now), delivery_id) for delivery_id, message_id, now in sent],
         )
-        # A correction that came while this push was in flight edits the message it made.
+        # A correction that came while this push was in flight edits the message it made
+        # (asked only when some correction waits for its message: through the small index on
+        # edits, instead of a lookup per sent row).
+        waiting = self.db.execute(
+            "SELECT 1 FROM deliveries WHERE kind = 'edit' AND status = ? "
+            "AND message_id IS NULL LIMIT 1",
+            [PENDING],
+        ).fetchone()
+        if not waiting:
+            return
         self.db.conn.executemany(
             "UPDATE deliveries SET message_id = ? WHERE kind = 'edit' AND status = ? "
             "AND message_id IS NULL AND (statement_id, subscriber_id) = "
