@@ -39,6 +39,17 @@ class ChatRef:
     def private(self) -> bool:
         return self.kind in ("private", "console")
 
+    @property
+    def topic(self) -> bool:
+        """Sent in a forum topic, which subscribes and chooses on its own."""
+        return self.thread_id is not None
+
+
+def current_settings(store: Store, chat: ChatRef) -> tuple[ChatSettings, bool]:
+    """What /settings shows of a chat (or topic): its settings and whether it is subscribed."""
+    subscriber = store.subscriber(chat.chat_id, chat.thread_id)
+    return store.chat_settings(chat.chat_id, chat.thread_id), bool(subscriber and subscriber.active)
+
 
 @dataclass(frozen=True)
 class Request:
@@ -88,7 +99,7 @@ async def _start(r: Request) -> str:
     newly, newest = await r.db.write(subscribe)
     return commands.start_reply(
         newly, newest[0] if newest else None, r.config, r.now, language=r.language,
-        topic=r.chat.thread_id is not None,
+        topic=r.chat.topic,
     )  # fmt: skip
 
 
@@ -98,9 +109,7 @@ async def _stop(r: Request) -> str:
         return was_active, s.active_topics(r.chat.chat_id)
 
     was_active, others = await r.db.write(stop)
-    return commands.stop_reply(
-        was_active, r.language, topic=r.chat.thread_id is not None, other_topics=others > 0
-    )
+    return commands.stop_reply(was_active, r.language, topic=r.chat.topic, other_topics=others > 0)
 
 
 async def _latest(r: Request) -> str:
@@ -142,22 +151,19 @@ async def _settings(r: Request) -> str:
     if r.args and r.args[0].lower() == "pinned":
         return await _settings_pinned(r)
 
-    def current(s: Store) -> tuple[ChatSettings, bool]:
-        chat, topic = r.chat.chat_id, r.chat.thread_id
-        subscriber = s.subscriber(chat, topic)
-        return s.chat_settings(chat, topic), bool(subscriber and subscriber.active)
-
-    settings, subscribed = await r.db.read(current)
-    topic = r.chat.thread_id is not None
-    new, reply = commands.settings_command(settings, r.args, r.config, r.language, topic=topic)
+    settings, subscribed = await r.db.read(lambda s: current_settings(s, r.chat))
+    new, reply = commands.settings_command(
+        settings, r.args, r.config, r.language, topic=r.chat.topic
+    )
     if new is not None:
         await r.db.write(
             lambda s: s.save_settings(r.chat.chat_id, new, r.now, kind=r.chat.kind,
                                       title=r.chat.title, thread_id=r.chat.thread_id)
         )  # fmt: skip
         if not subscribed:
-            key = "settings_not_subscribed_topic" if topic else "settings_not_subscribed"
-            reply += "\n\n" + i18n.t(new.language or r.language, key)
+            reply += "\n\n" + commands.not_subscribed_line(
+                new.language or r.language, topic=r.chat.topic
+            )
     return reply
 
 

@@ -223,6 +223,11 @@ def stop_reply(
     return t(language, _scoped("stop_done" if was_active else "stop_not_subscribed", topic))
 
 
+def not_subscribed_line(language: str, *, topic: bool = False) -> str:
+    """What /settings adds for a chat (or topic) that is not subscribed."""
+    return t(language, _scoped("settings_not_subscribed", topic))
+
+
 def _scoped(key: str, topic: bool) -> str:
     """The message's wording for a forum topic, which subscribes and chooses on its own."""
     return f"{key}_topic" if topic else key
@@ -290,7 +295,7 @@ def settings_reply(
         t(lang, "settings_language", language=i18n.language_name(lang)),
     ]
     if not subscribed:
-        lines += ["", t(lang, _scoped("settings_not_subscribed", topic))]
+        lines += ["", not_subscribed_line(lang, topic=topic)]
     return "\n".join(lines)
 
 

@@ -802,13 +802,15 @@ class Store:
     def pinned_groups(self) -> list[tuple[int | str, str, str | None]]:
         """(chat id, kind, language) of every group that asked for the post: once per chat, in
         the language of the chat's own row (a forum's General topic) or else its first topic's."""
-        rows = self.db.execute(
-            "SELECT chat_id, kind, language FROM subscribers s WHERE pinned_counters = 1 "
-            "AND kind IN ('group', 'supergroup') AND id = (SELECT t.id FROM subscribers t "
-            "WHERE t.chat_id = s.chat_id ORDER BY t.thread_id IS NOT NULL, t.id LIMIT 1) "
-            "ORDER BY id"
+        asked = self.db.execute(
+            "SELECT DISTINCT chat_id FROM subscribers WHERE pinned_counters = 1"
         ).fetchall()
-        return [(chat_id_value(r[0]), r[1], r[2]) for r in rows]
+        rows = sorted(
+            (row for row in (self._chat_row(r[0]) for r in asked)
+             if row and row["pinned_counters"] and row["kind"] in ("group", "supergroup")),
+            key=lambda row: row["id"],
+        )  # fmt: skip
+        return [(chat_id_value(r["chat_id"]), r["kind"], r["language"]) for r in rows]
 
     def pinned_post(self, chat_id: int | str) -> PinnedPost | None:
         rows = list(self.db.query("SELECT * FROM pinned_posts WHERE chat_id = ?", [str(chat_id)]))

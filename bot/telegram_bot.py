@@ -224,14 +224,11 @@ class Handlers:
         """The settings message of a chat and its keyboard, in `language`."""
 
         def current(s: Store) -> tuple[ChatSettings, bool, bool]:
-            chat, topic = where.chat_id, where.thread_id
-            subscriber = s.subscriber(chat, topic)
-            return (s.chat_settings(chat, topic), bool(subscriber and subscriber.active),
-                    s.pinned_wanted(chat))  # fmt: skip
+            return *command_table.current_settings(s, where), s.pinned_wanted(where.chat_id)
 
         settings, subscribed, pinned = await self.db.read(current)
         text = commands.settings_reply(settings, self.config, language, subscribed=subscribed,
-                                       topic=where.thread_id is not None)  # fmt: skip
+                                       topic=where.topic)  # fmt: skip
         offer = self.pinned is not None and where.kind in _PINNED_KINDS
         return text, settings_keyboard(settings, self.config, language, where.chat_id,
                                        pinned=pinned if offer else None)  # fmt: skip
