@@ -15,14 +15,12 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-import tempfile
 import time
 from collections import Counter
-from datetime import datetime, timedelta
-from pathlib import Path
+from datetime import datetime
 
-from bench.common import TOKEN, now_utc, print_machine, print_table, rss_feed
-from bench.memory import prepare_state, start_bot, wait_until
+from bench.common import print_machine, print_table, rss_feed
+from bench.memory import bot_state, start_bot, wait_until
 from tests.fakes.bot_api import FakeBotAPI
 from tests.fakes.feed_server import FeedServer, strong_etag
 
@@ -42,14 +40,7 @@ def publish_one(api: FakeBotAPI, feeds: FeedServer, base: datetime) -> bytes:
 def edit_point(chats: int, share: float) -> dict[str, float]:
     """The same for a correction: the push has reached every chat, the feed corrects its title,
     and the bot is killed while it edits the sent messages."""
-    base = now_utc() - timedelta(days=30)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-kill9-") as tmp,
-        FakeBotAPI(token=TOKEN) as api,
-        FeedServer() as feeds,
-    ):
-        root = Path(tmp)
-        config = prepare_state(root, feeds, chats, base)
+    with bot_state(chats, "bench-kill9-") as (root, api, feeds, config, base):
         proc = start_bot(config, root, api.base_url, (root / "bot-1.log").open("wb"))
         try:
             fresh = publish_one(api, feeds, base)
@@ -102,14 +93,7 @@ def edit_point(chats: int, share: float) -> dict[str, float]:
 
 
 def one_point(chats: int, share: float, paid: bool = False) -> dict[str, float]:
-    base = now_utc() - timedelta(days=30)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-kill9-") as tmp,
-        FakeBotAPI(token=TOKEN) as api,
-        FeedServer() as feeds,
-    ):
-        root = Path(tmp)
-        config = prepare_state(root, feeds, chats, base)
+    with bot_state(chats, "bench-kill9-") as (root, api, feeds, config, base):
         if paid:  # [bot] paid_broadcast = true: the fan-out runs at up to 1000/s
             text = config.read_text(encoding="utf-8")
             config.write_text(text.replace("[bot]\n", "[bot]\npaid_broadcast = true\n", 1))

@@ -12,6 +12,7 @@ it; 10,000 chats at 30/s take about 5.5 minutes). VmHWM is the peak over the pro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import statistics
@@ -19,10 +20,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, NamedTuple
 
 from bench.common import (
     GLUSHKOV,
@@ -95,6 +96,28 @@ def prepare_state(root: Path, feeds: FeedServer, chats: int, base: datetime) -> 
     return config
 
 
+class BotState(NamedTuple):
+    root: Path
+    api: FakeBotAPI
+    feeds: FeedServer
+    config: Path
+    base: datetime  # the sample feed's items are dated from here
+
+
+@contextlib.contextmanager
+def bot_state(chats: int, prefix: str) -> Iterator[BotState]:
+    """What a benchmark of the real process starts from: a temporary folder with a config and
+    `chats` subscribers (prepare_state), the fake Bot API and the feed server."""
+    base = now_utc() - timedelta(days=30)
+    with (
+        tempfile.TemporaryDirectory(prefix=prefix) as tmp,
+        FakeBotAPI(token=TOKEN) as api,
+        FeedServer() as feeds,
+    ):
+        root = Path(tmp)
+        yield BotState(root, api, feeds, prepare_state(root, feeds, chats, base), base)
+
+
 def start_bot(config: Path, root: Path, api_base_url: str, log: IO[bytes]) -> subprocess.Popen:
     """`statement-bot run` as in production, pointed at a fake Bot API; its output to `log`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM", "STATEMENT"))}
@@ -116,14 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Memory of `statement-bot run` with {args.chats} subscribers\n")
     print_machine()
 
-    base = now_utc() - timedelta(days=30)
-    with (
-        tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp,
-        FakeBotAPI(token=TOKEN) as api,
-        FeedServer() as feeds,
-    ):
-        root = Path(tmp)
-        config = prepare_state(root, feeds, args.chats, base)
+    with bot_state(args.chats, "bench-memory-") as (root, api, feeds, config, base):
         log = (root / "bot.log").open("wb")
         started = time.monotonic()
         proc = start_bot(config, root, api.base_url, log)
