@@ -20,6 +20,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench.common import TOKEN, cpu_seconds
@@ -54,23 +55,39 @@ def lean_stats(api: LeanBotAPI) -> dict[str, Any]:
     }
 
 
-def serve_lean(token: str) -> int:
-    api = LeanBotAPI(token).start()
-    print(json.dumps({"base_url": api.base_url, "pid": os.getpid()}), flush=True)
+def serve(
+    base_url: str,
+    accepted: Callable[[], int],
+    clear: Callable[[], None],
+    statistics: Callable[[], dict[str, Any]],
+) -> None:
+    """The stdin protocol above, for either fake: `accepted` counts the messages so far."""
+    print(json.dumps({"base_url": base_url, "pid": os.getpid()}), flush=True)
     for line in sys.stdin:
         command = json.loads(line)
         if command["cmd"] == "quit":
             break
         if command["cmd"] == "clear":
-            api.stamps.clear()
-            api.chats.clear()
-            api.paid = 0
+            clear()
             print("{}", flush=True)
         elif command["cmd"] == "wait":
+            # Polling, not the fake's condition: a wake-up per message would cost the
+            # server thread GIL time in the middle of the measurement.
             deadline = time.monotonic() + float(command["timeout"])
-            while len(api.stamps) < int(command["count"]) and time.monotonic() < deadline:
+            while accepted() < int(command["count"]) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            print(json.dumps(lean_stats(api)), flush=True)
+            print(json.dumps(statistics()), flush=True)
+
+
+def serve_lean(token: str) -> int:
+    api = LeanBotAPI(token).start()
+
+    def clear() -> None:
+        api.stamps.clear()
+        api.chats.clear()
+        api.paid = 0
+
+    serve(api.base_url, lambda: len(api.stamps), clear, lambda: lean_stats(api))
     api.stop()
     return 0
 
@@ -88,21 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.lean:
         return serve_lean(args.token)
     with FakeBotAPI(token=args.token, enforce_limits=args.enforce_limits) as api:
-        print(json.dumps({"base_url": api.base_url, "pid": os.getpid()}), flush=True)
-        for line in sys.stdin:
-            command = json.loads(line)
-            if command["cmd"] == "quit":
-                break
-            if command["cmd"] == "clear":
-                api.clear()
-                print("{}", flush=True)
-            elif command["cmd"] == "wait":
-                # Polling, not the fake's condition: a wake-up per message would cost the
-                # server thread GIL time in the middle of the measurement.
-                deadline = time.monotonic() + float(command["timeout"])
-                while len(api.messages) < int(command["count"]) and time.monotonic() < deadline:
-                    time.sleep(0.02)
-                print(json.dumps(stats(api)), flush=True)
+        serve(api.base_url, lambda: len(api.messages), api.clear, lambda: stats(api))
     return 0
 
 
