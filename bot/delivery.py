@@ -157,8 +157,7 @@ def _claim(ids: list[int], now: datetime, claimed: set[int]) -> Record:
     read stays closed and is not sent."""
 
     def write(store: Store) -> None:
-        with store.db.atomic():
-            claimed.update(store.claim(ids, now))
+        claimed.update(store.claim(ids, now))
 
     return write
 

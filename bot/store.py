@@ -913,21 +913,22 @@ class Store:
         return self.claim([delivery_id], now) == {delivery_id}
 
     def claim(self, ids: Sequence[int], now: datetime) -> set[int]:
-        """mark_sending for a whole batch, in two statements instead of one per row: the ids
-        that were still pending (and are now 'sending'). Call it inside a transaction."""
+        """mark_sending for a whole batch, in two statements instead of one per row, in one
+        transaction: the ids that were still pending (and are now 'sending')."""
         claimed: set[int] = set()
-        for start in range(0, len(ids), 500):  # under SQLite's bound-variable limit
-            chunk = list(ids[start : start + 500])
-            where = f"id IN ({','.join('?' * len(chunk))}) AND status = ?"
-            pending = self.db.execute(
-                f"SELECT id FROM deliveries WHERE {where}", [*chunk, PENDING]
-            ).fetchall()
-            self.db.execute(
-                "UPDATE deliveries SET status = ?, attempts = attempts + 1, next_attempt_at = ? "
-                f"WHERE {where}",
-                [SENDING, iso(now), *chunk, PENDING],
-            )
-            claimed.update(r[0] for r in pending)
+        with self.db.atomic():
+            for start in range(0, len(ids), 500):  # under SQLite's bound-variable limit
+                chunk = list(ids[start : start + 500])
+                where = f"id IN ({','.join('?' * len(chunk))}) AND status = ?"
+                pending = self.db.execute(
+                    f"SELECT id FROM deliveries WHERE {where}", [*chunk, PENDING]
+                ).fetchall()
+                self.db.execute(
+                    "UPDATE deliveries SET status = ?, attempts = attempts + 1, "
+                    f"next_attempt_at = ? WHERE {where}",
+                    [SENDING, iso(now), *chunk, PENDING],
+                )
+                claimed.update(r[0] for r in pending)
         return claimed
 
     def mark_sent(self, delivery_id: int, message_id: int | None, now: datetime) -> None:
